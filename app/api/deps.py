@@ -1,0 +1,207 @@
+"""Every dependency the routes use, as `Annotated` aliases."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+from urllib.parse import parse_qsl, unquote_plus
+
+from fastapi import Depends, Request, Response, Security
+from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
+from fastapi.security import OAuth2, SecurityScopes
+from sqlalchemy.orm import Session
+
+from app.core.config import Settings
+from app.core.errors import (
+    InsufficientScope,
+    InvalidClient,
+    InvalidRequest,
+    InvalidToken,
+    NotAuthenticated,
+)
+from app.core.scopes import SCOPE_DESCRIPTIONS, Scope
+from app.services.auth import AuthService, TokenRequest
+from app.services.clients import ClientService
+from app.services.container import ServiceContainer
+
+# Token requests are a handful of short parameters; anything bigger is abuse.
+MAX_TOKEN_REQUEST_BYTES = 8 * 1024
+
+oauth2_scheme = OAuth2(
+    flows=OAuthFlows(
+        clientCredentials=OAuthFlowClientCredentials(
+            tokenUrl="/auth/token", scopes=dict(SCOPE_DESCRIPTIONS)
+        )
+    ),
+    scheme_name="OAuth2ClientCredentials",
+    description="OAuth2 client credentials: trade client_id + client_secret for a bearer JWT.",
+    auto_error=False,
+)
+
+
+def get_container(request: Request) -> ServiceContainer:
+    """The per-process services built in the lifespan."""
+    container: ServiceContainer = request.app.state.services
+    return container
+
+
+ContainerDep = Annotated[ServiceContainer, Depends(get_container)]
+
+
+def get_settings(request: Request) -> Settings:
+    """The settings the app was created with."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_session(container: ContainerDep) -> Iterator[Session]:
+    """A database session closed after the response."""
+    with container.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_client_service(container: ContainerDep, session: SessionDep) -> ClientService:
+    """The client registry bound to this request's session."""
+    return container.client_service(session)
+
+
+ClientServiceDep = Annotated[ClientService, Depends(get_client_service)]
+
+
+def get_auth_service(container: ContainerDep, clients: ClientServiceDep) -> AuthService:
+    """The client-credentials grant."""
+    return AuthService(clients, container.tokens, container.login_guard)
+
+
+AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
+
+
+def client_address(request: Request) -> str:
+    """The peer address the brute-force guard counts failures against."""
+    return request.client.host if request.client else "unknown"
+
+
+ClientAddress = Annotated[str, Depends(client_address)]
+
+
+def no_store(response: Response) -> None:
+    """RFC 6749 §5.1: token responses must not be cached."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+
+
+async def parse_token_request(request: Request) -> TokenRequest:
+    """Read a token request exactly as RFC 6749 §2.3.1, §3.2 and §4.4.2 describe it."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/x-www-form-urlencoded":
+        raise InvalidRequest("The token endpoint accepts application/x-www-form-urlencoded only.")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_TOKEN_REQUEST_BYTES:
+            raise InvalidRequest("The token request body is too large.")
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidRequest("The token request body is not valid UTF-8 form data.") from exc
+    params: dict[str, str] = {}
+    for name, value in pairs:
+        if name in params:
+            raise InvalidRequest(f"The parameter {name!r} is repeated.")
+        params[name] = value
+    # RFC 6749 §3.1: a parameter sent without a value counts as omitted.
+    params = {name: value for name, value in params.items() if value != ""}
+    grant_type = params.get("grant_type")
+    if grant_type is None:
+        raise InvalidRequest("The grant_type parameter is missing.")
+    basic = _basic_credentials(request.headers.get("authorization"))
+    if basic is not None:
+        if "client_secret" in params:
+            raise InvalidRequest("Use one client authentication method, not both.")
+        if params.get("client_id", basic[0]) != basic[0]:
+            raise InvalidRequest("client_id in the body differs from the Authorization header.")
+        return TokenRequest(
+            grant_type, basic[0], basic[1], params.get("scope"), "client_secret_basic"
+        )
+    if "client_id" not in params or "client_secret" not in params:
+        raise InvalidClient("Client authentication is missing.")
+    return TokenRequest(
+        grant_type,
+        params["client_id"],
+        params["client_secret"],
+        params.get("scope"),
+        "client_secret_post",
+    )
+
+
+def _basic_credentials(header: str | None) -> tuple[str, str] | None:
+    if header is None:
+        return None
+    scheme, _, encoded = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        raise InvalidClient("Unsupported client authentication scheme.")
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidRequest("The Basic credentials are not valid base64 UTF-8.") from exc
+    user, colon, password = decoded.partition(":")
+    if not colon:
+        raise InvalidRequest("The Basic credentials lack the ':' separator.")
+    # RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic encoding.
+    try:
+        client_id = unquote_plus(user, errors="strict")
+        secret = unquote_plus(password, errors="strict")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest("The Basic credentials are not valid form-encoded UTF-8.") from exc
+    return client_id, secret
+
+
+TokenRequestDep = Annotated[TokenRequest, Depends(parse_token_request)]
+
+
+@dataclass(frozen=True)
+class AuthenticatedClient:
+    """The caller behind a verified, unrevoked bearer token."""
+
+    client_id: str
+    scopes: frozenset[str]
+    token_id: str
+
+
+async def get_current_client(
+    security_scopes: SecurityScopes,
+    authorization: Annotated[str | None, Depends(oauth2_scheme)],
+    container: ContainerDep,
+) -> AuthenticatedClient:
+    """Verify the bearer token (RFC 6750 §2.1 header only) and the scopes the route needs."""
+    if authorization is None:
+        raise NotAuthenticated()
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        raise NotAuthenticated()
+    token = token.strip()
+    if not token or " " in token:
+        raise InvalidToken("The access token is malformed.")
+    claims = container.tokens.verify(token)
+    await container.revocation.ensure_fresh(claims.issued_at)
+    if container.revocation.is_revoked(claims.client_id, claims.issued_at):
+        raise InvalidToken("The access token has been revoked.")
+    missing = [scope for scope in security_scopes.scopes if scope not in claims.scopes]
+    if missing:
+        raise InsufficientScope(missing)
+    return AuthenticatedClient(claims.client_id, claims.scopes, claims.token_id)
+
+
+CurrentClient = Annotated[AuthenticatedClient, Security(get_current_client)]
+PredictScope = Annotated[AuthenticatedClient, Security(get_current_client, scopes=[Scope.predict])]
+TrainScope = Annotated[AuthenticatedClient, Security(get_current_client, scopes=[Scope.train])]
+AdminScope = Annotated[AuthenticatedClient, Security(get_current_client, scopes=[Scope.admin])]

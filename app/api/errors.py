@@ -1,0 +1,110 @@
+"""The one place where domain errors become HTTP responses."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from app.core.errors import (
+    BackendUnavailable,
+    InsufficientScope,
+    InvalidClient,
+    InvalidToken,
+    ModelNotReady,
+    NotAuthenticated,
+    OAuthError,
+    TooManyAttempts,
+)
+
+logger = logging.getLogger(__name__)
+
+REALM = "garoupa"
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+_OAUTH_STATUS: dict[type[OAuthError], int] = {InvalidClient: 401, TooManyAttempts: 429}
+# RFC 6750 §3: error_description may hold %x20-21 / %x23-5B / %x5D-7E only.
+_UNQUOTABLE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
+
+
+def _quoted(value: str) -> str:
+    return '"' + _UNQUOTABLE.sub("", value) + '"'
+
+
+def bearer_challenge(**params: str) -> str:
+    """A `WWW-Authenticate: Bearer` value with the realm and the given parameters."""
+    pairs = [f"realm={_quoted(REALM)}"] + [f"{k}={_quoted(v)}" for k, v in params.items()]
+    return "Bearer " + ", ".join(pairs)
+
+
+async def _oauth_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, OAuthError)
+    headers = dict(NO_STORE)
+    if isinstance(exc, InvalidClient):
+        # RFC 6749 §5.2: 401 with a challenge for the scheme clients authenticate with.
+        headers["WWW-Authenticate"] = f'Basic realm="{REALM}", charset="UTF-8"'
+    if isinstance(exc, TooManyAttempts):
+        headers["Retry-After"] = str(exc.retry_after)
+    return JSONResponse(
+        {"error": exc.error_code, "error_description": exc.message},
+        status_code=_OAUTH_STATUS.get(type(exc), 400),
+        headers=headers,
+    )
+
+
+async def _not_authenticated(_: Request, exc: Exception) -> JSONResponse:
+    # RFC 6750 §3.1: no error code when the request carried no token at all.
+    return JSONResponse(
+        {"detail": "Not authenticated"},
+        status_code=401,
+        headers={"WWW-Authenticate": bearer_challenge()},
+    )
+
+
+async def _invalid_token(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InvalidToken)
+    challenge = bearer_challenge(error="invalid_token", error_description=exc.message)
+    return JSONResponse(
+        {"detail": exc.message, "error": "invalid_token"},
+        status_code=401,
+        headers={"WWW-Authenticate": challenge},
+    )
+
+
+async def _insufficient_scope(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InsufficientScope)
+    scope = " ".join(exc.required)
+    challenge = bearer_challenge(
+        error="insufficient_scope", error_description=exc.message, scope=scope
+    )
+    return JSONResponse(
+        {"detail": exc.message, "error": "insufficient_scope", "scope": scope},
+        status_code=403,
+        headers={"WWW-Authenticate": challenge},
+    )
+
+
+async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, BackendUnavailable | ModelNotReady)
+    return JSONResponse({"detail": exc.message}, status_code=503, headers={"Retry-After": "5"})
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # Never a stack trace in a response; the log has it.
+    logger.error(
+        "unhandled error", exc_info=exc, extra={"path": request.url.path, "method": request.method}
+    )
+    return JSONResponse({"detail": "Internal server error."}, status_code=500)
+
+
+def add_exception_handlers(app: FastAPI) -> None:
+    """Register every domain-error handler on `app`."""
+    app.add_exception_handler(OAuthError, _oauth_error)
+    app.add_exception_handler(NotAuthenticated, _not_authenticated)
+    app.add_exception_handler(InvalidToken, _invalid_token)
+    app.add_exception_handler(InsufficientScope, _insufficient_scope)
+    app.add_exception_handler(BackendUnavailable, _unavailable)
+    app.add_exception_handler(ModelNotReady, _unavailable)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,132 @@
+"""Settings: every knob the service has, read from the environment or `.env`."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+logger = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+# The value `.env.example` ships; accepting it in production would mean every
+# deployment that copied the example signs tokens with a public key.
+EXAMPLE_SECRET_KEY = "change-me-to-a-random-string-of-at-least-32-bytes"
+MIN_SECRET_KEY_BYTES = 32
+
+
+class Environment(StrEnum):
+    """Deployment kind: development tolerates missing secrets, production does not."""
+
+    development = "development"
+    production = "production"
+
+
+class ConfigurationError(SystemExit):
+    """Settings that make starting unsafe or impossible.
+
+    A SystemExit so that an uncaught one ends the process with its one-line
+    reason instead of a traceback, which is what an operator should see.
+    """
+
+
+class Settings(BaseSettings):
+    """Service configuration; `.env.example` lists every field with its default."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_ignore_empty=True, extra="ignore", frozen=True
+    )
+
+    environment: Environment = Environment.development
+    secret_key: str | None = None
+    database_url: str = f"sqlite:///{PROJECT_ROOT / 'garoupa.db'}"
+
+    access_token_expire_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    jwt_issuer: str = "http://127.0.0.1:8000"
+    jwt_audience: str = "garoupa-api"
+    jwt_algorithm: Literal["HS256"] = "HS256"
+
+    data_dir: Path = PROJECT_ROOT / "data"
+    model_dir: Path = PROJECT_ROOT / "ml_model_artifacts"
+
+    # Revocation is read from the database at most this often per process, so a
+    # deactivated client's tokens stop working within this many seconds.
+    revocation_refresh_seconds: float = Field(default=2.0, gt=0, le=5)
+
+    auth_failure_limit: str = "10/5minutes"
+    auth_failure_limit_per_address: str = "30/5minutes"
+    redis_url: str | None = None
+
+    log_format: Literal["auto", "json", "text"] = "auto"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="after")
+    def _refuse_weak_secret_in_production(self) -> Settings:
+        if self.environment is Environment.production:
+            reason = weak_secret_reason(self.secret_key)
+            if reason:
+                raise ValueError(reason)
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        """True when running with production safety checks."""
+        return self.environment is Environment.production
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The database file when `database_url` names SQLite on disk."""
+        prefix = "sqlite:///"
+        if self.database_url.startswith(prefix) and ":memory:" not in self.database_url:
+            return Path(self.database_url.removeprefix(prefix))
+        return None
+
+
+def weak_secret_reason(secret_key: str | None) -> str | None:
+    """Why `secret_key` is unfit to sign tokens, or None when it is fine."""
+    if not secret_key:
+        return "SECRET_KEY is not set"
+    if secret_key == EXAMPLE_SECRET_KEY:
+        return "SECRET_KEY is the example value from .env.example"
+    if len(secret_key.encode()) < MIN_SECRET_KEY_BYTES:
+        return f"SECRET_KEY is shorter than {MIN_SECRET_KEY_BYTES} bytes"
+    return None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings, turning validation failures into a one-line ConfigurationError."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        reasons = "; ".join(_describe(err["loc"], err["msg"]) for err in exc.errors())
+        raise ConfigurationError(f"Garoupa refuses to start: {reasons}") from None
+
+
+def _describe(loc: tuple[int | str, ...], msg: str) -> str:
+    message = msg.removeprefix("Value error, ")
+    return f"{str(loc[0]).upper()}: {message}" if loc else message
+
+
+def signing_key(settings: Settings) -> str:
+    """The HS256 key: the configured one, or a per-process random key in development."""
+    if settings.secret_key:
+        return settings.secret_key
+    # Development without a key still works, but tokens die with the process and
+    # are not shared between workers; `make run` writes a key to `.env` to avoid this.
+    logger.warning(
+        "SECRET_KEY not set: using a random per-process signing key "
+        "(tokens will not survive a restart or be shared across workers)"
+    )
+    return secrets.token_urlsafe(48)
+
+
+def key_id(key: str) -> str:
+    """A stable, non-reversible `kid` for an HS256 key."""
+    return hashlib.sha256(b"garoupa-kid\x00" + key.encode()).hexdigest()[:16]

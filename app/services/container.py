@@ -1,0 +1,65 @@
+"""Builds the long-lived parts of the service once per process (in the app's lifespan)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from pwdlib import PasswordHash
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.config import Settings
+from app.core.security import build_secret_hasher
+from app.db.migrations import upgrade_database
+from app.db.session import create_db_engine, create_session_factory
+from app.services.clients import ClientService
+from app.services.login_guard import LoginGuard
+from app.services.revocation import RevocationCache
+from app.services.tokens import Keyring, TokenService
+
+
+@dataclass
+class ServiceContainer:
+    """Engine, hasher, keys and caches shared by every request of one process."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    hasher: PasswordHash
+    dummy_hash: str
+    tokens: TokenService
+    revocation: RevocationCache
+    login_guard: LoginGuard
+
+    @classmethod
+    def build(cls, settings: Settings, *, migrate: bool = True) -> ServiceContainer:
+        """Connect, migrate the schema and prepare the token machinery."""
+        engine = create_db_engine(settings.database_url)
+        if migrate:
+            upgrade_database(engine)
+        sessions = create_session_factory(engine)
+        hasher = build_secret_hasher()
+        revocation = RevocationCache(sessions, refresh_seconds=settings.revocation_refresh_seconds)
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=sessions,
+            hasher=hasher,
+            dummy_hash=hasher.hash(secrets.token_urlsafe(32)),
+            tokens=TokenService(settings, Keyring.from_settings(settings)),
+            revocation=revocation,
+            login_guard=LoginGuard(
+                per_client=settings.auth_failure_limit,
+                per_address=settings.auth_failure_limit_per_address,
+                storage_uri=settings.redis_url or "memory://",
+            ),
+        )
+
+    def client_service(self, session: Session) -> ClientService:
+        """A ClientService bound to `session`."""
+        return ClientService(session, self.hasher, self.dummy_hash)
+
+    def close(self) -> None:
+        """Release database connections."""
+        self.engine.dispose()

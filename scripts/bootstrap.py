@@ -1,0 +1,90 @@
+"""First-run set-up for `make run`: .env, database, first model, demo client.
+
+Safe to run every time: each step does nothing when its work is already done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import sys
+from pathlib import Path
+
+# Run as `python scripts/bootstrap.py`: make the project importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from app.core.config import PROJECT_ROOT, load_settings  # noqa: E402
+from app.core.errors import ClientNotFound  # noqa: E402
+from app.core.security import build_secret_hasher  # noqa: E402
+from app.db.migrations import upgrade_database  # noqa: E402
+from app.db.session import create_db_engine, create_session_factory  # noqa: E402
+from app.services.clients import ClientService  # noqa: E402
+
+ENV_FILE = PROJECT_ROOT / ".env"
+DEMO_CREDENTIALS = PROJECT_ROOT / ".demo-client.json"
+DEMO_CLIENT_ID = "demo-client"
+
+
+def ensure_env_file() -> None:
+    """Write a random SECRET_KEY into .env unless one is set already."""
+    existing = ENV_FILE.read_text() if ENV_FILE.exists() else ""
+    if any(
+        line.startswith("SECRET_KEY=") and line.strip() != "SECRET_KEY="
+        for line in existing.splitlines()
+    ):
+        return
+    if os.environ.get("SECRET_KEY"):
+        return
+    with ENV_FILE.open("a") as handle:
+        if existing and not existing.endswith("\n"):
+            handle.write("\n")
+        handle.write("# Written by `make run`; see .env.example for every setting.\n")
+        handle.write(f"SECRET_KEY={secrets.token_urlsafe(48)}\n")
+    ENV_FILE.chmod(0o600)
+    print(f"Wrote a random SECRET_KEY to {ENV_FILE.name}")
+
+
+def ensure_demo_client(clients: ClientService) -> None:
+    """Create the demo client once and save its credentials beside the project."""
+    try:
+        clients.get(DEMO_CLIENT_ID)
+    except ClientNotFound:
+        client, secret = clients.register(
+            name="Demo client", client_id=DEMO_CLIENT_ID, scopes="predict train"
+        )
+        DEMO_CREDENTIALS.write_text(
+            json.dumps({"client_id": client.client_id, "client_secret": secret}, indent=2) + "\n"
+        )
+        DEMO_CREDENTIALS.chmod(0o600)
+        print(f"Created the demo client {DEMO_CLIENT_ID!r}.")
+    if DEMO_CREDENTIALS.exists():
+        print(f"Demo client credentials: {DEMO_CREDENTIALS}  (cat it to see client_id and secret)")
+    else:
+        print(
+            f"Demo client {DEMO_CLIENT_ID!r} exists but its credentials file is gone; get a new "
+            f"secret with: python scripts/manage_clients.py rotate-secret {DEMO_CLIENT_ID}"
+        )
+
+
+def main() -> int:
+    """Run every first-run step."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--url", default="http://127.0.0.1:8000", help="where the server will run")
+    args = parser.parse_args()
+    ensure_env_file()
+    settings = load_settings()
+    engine = create_db_engine(settings.database_url)
+    try:
+        upgrade_database(engine)
+        with create_session_factory(engine)() as session:
+            ensure_demo_client(ClientService(session, build_secret_hasher()))
+    finally:
+        engine.dispose()
+    print(f"Serving on {args.url} (Swagger UI: {args.url}/docs)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

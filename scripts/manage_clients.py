@@ -1,0 +1,231 @@
+"""Register and manage the OAuth2 clients allowed to use Garoupa.
+
+Acts on the database that DATABASE_URL (environment or .env) names, creating
+or migrating its schema first. Errors go to stderr with exit code 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+# Run as `python scripts/manage_clients.py`: make the project importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+from sqlalchemy.exc import SQLAlchemyError  # noqa: E402
+
+from app.core.config import ConfigurationError, load_settings  # noqa: E402
+from app.core.errors import GaroupaError  # noqa: E402
+from app.core.scopes import Scope, format_scopes  # noqa: E402
+from app.core.security import build_secret_hasher  # noqa: E402
+from app.db.migrations import upgrade_database  # noqa: E402
+from app.db.session import create_db_engine, create_session_factory  # noqa: E402
+from app.services.clients import MIN_SECRET_LENGTH, ClientRecord, ClientService  # noqa: E402
+
+SCOPE_HELP = f"space-separated scopes out of: {', '.join(s.value for s in Scope)}"
+
+
+class CommandError(Exception):
+    """A refusal to report on stderr with exit code 1."""
+
+
+@contextmanager
+def client_service() -> Iterator[ClientService]:
+    """A ClientService on the configured database, schema brought up to date."""
+    settings = load_settings()
+    engine = create_db_engine(settings.database_url)
+    try:
+        upgrade_database(engine)
+        with create_session_factory(engine)() as session:
+            yield ClientService(session, build_secret_hasher())
+    finally:
+        engine.dispose()
+
+
+def _as_dict(client: ClientRecord) -> dict[str, object]:
+    return {
+        "client_id": client.client_id,
+        "name": client.name,
+        "scopes": format_scopes(client.scopes),
+        "active": client.is_active,
+        "created_at": client.created_at.isoformat(),
+        "last_used_at": client.last_used_at.isoformat() if client.last_used_at else None,
+        "tokens_valid_after": client.tokens_valid_after.isoformat(),
+    }
+
+
+def _print_secret(secret: str) -> None:
+    print(f"Client secret: {secret}")
+    print("Store it now: it is shown only once and cannot be recovered.")
+
+
+def _add(args: argparse.Namespace) -> None:
+    with client_service() as clients:
+        client, secret = clients.register(
+            name=args.name, client_id=args.client_id, secret=args.client_secret, scopes=args.scopes
+        )
+    print(
+        f"Registered client {client.client_id!r} ({client.name}) "
+        f"with scopes: {format_scopes(client.scopes)}"
+    )
+    if args.client_secret is None:
+        _print_secret(secret)
+
+
+def _list(args: argparse.Namespace) -> None:
+    with client_service() as clients:
+        records = clients.list()
+    if args.json:
+        print(json.dumps([_as_dict(c) for c in records], indent=2))
+        return
+    if not records:
+        print("No clients registered. Add one with: manage_clients.py add NAME CLIENT_ID")
+        return
+    table = Table("client_id", "name", "scopes", "active", "created", "last used")
+    for c in records:
+        table.add_row(
+            c.client_id,
+            c.name,
+            format_scopes(c.scopes),
+            "yes" if c.is_active else "no",
+            c.created_at.strftime("%Y-%m-%d %H:%M"),
+            c.last_used_at.strftime("%Y-%m-%d %H:%M") if c.last_used_at else "never",
+        )
+    # Not a terminal (a pipe, a test): don't squeeze columns to 80 characters.
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+
+
+def _show(args: argparse.Namespace) -> None:
+    with client_service() as clients:
+        record = _as_dict(clients.get(args.client_id))
+    if args.json:
+        print(json.dumps(record, indent=2))
+        return
+    for key, value in record.items():
+        print(f"{key:>18}: {value}")
+
+
+def _deactivate(args: argparse.Namespace) -> None:
+    with client_service() as clients:
+        clients.set_active(args.client_id, active=False)
+    print(f"Deactivated {args.client_id!r}; its tokens stop working within seconds.")
+
+
+def _activate(args: argparse.Namespace) -> None:
+    with client_service() as clients:
+        clients.set_active(args.client_id, active=True)
+    print(f"Activated {args.client_id!r}.")
+
+
+def _rotate_secret(args: argparse.Namespace) -> None:
+    with client_service() as clients:
+        secret = clients.rotate_secret(args.client_id)
+    print(f"Rotated the secret of {args.client_id!r}; its old tokens stop working within seconds.")
+    _print_secret(secret)
+
+
+def _set_scopes(args: argparse.Namespace) -> None:
+    with client_service() as clients:
+        client = clients.set_scopes(args.client_id, args.scopes)
+    print(
+        f"Scopes of {client.client_id!r} are now: {format_scopes(client.scopes)} "
+        "(outstanding tokens revoked)"
+    )
+
+
+def _delete(args: argparse.Namespace) -> None:
+    if not args.yes and not _confirm(f"Delete client {args.client_id!r}? [y/N] "):
+        raise CommandError("Not deleted (confirm with 'y', or pass --yes).")
+    with client_service() as clients:
+        clients.delete(args.client_id)
+    print(f"Deleted {args.client_id!r}.")
+
+
+def _confirm(question: str) -> bool:
+    try:
+        answer = input(question)
+    except EOFError:
+        print()
+        return False
+    return answer.strip().lower() in {"y", "yes"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface, with help on every command."""
+    parser = argparse.ArgumentParser(
+        prog="manage_clients.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(
+        name: str, handler: Callable[[argparse.Namespace], None], help_text: str
+    ) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    add = command("add", _add, "Register a new client.")
+    add.add_argument("name", metavar="NAME", help="human-readable name, e.g. 'My Test App'")
+    add.add_argument("client_id", metavar="CLIENT_ID", help="the id the client authenticates as")
+    add.add_argument(
+        "client_secret",
+        metavar="CLIENT_SECRET",
+        nargs="?",
+        help=f"at least {MIN_SECRET_LENGTH} characters; omitted: a random one is generated "
+        "and printed once",
+    )
+    add.add_argument(
+        "--scopes", default="predict train", help=f"{SCOPE_HELP} (default: 'predict train')"
+    )
+
+    listing = command("list", _list, "List every client.")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    show = command("show", _show, "Show one client.")
+    show.add_argument("client_id", metavar="CLIENT_ID")
+    show.add_argument("--json", action="store_true", help="print JSON")
+
+    for name, handler, text in (
+        ("deactivate", _deactivate, "Deactivate a client and revoke its tokens."),
+        ("activate", _activate, "Re-activate a client (its old tokens stay revoked)."),
+        ("rotate-secret", _rotate_secret, "Generate a new secret, print it once, revoke tokens."),
+    ):
+        command(name, handler, text).add_argument("client_id", metavar="CLIENT_ID")
+
+    scopes = command("set-scopes", _set_scopes, "Replace a client's allowed scopes.")
+    scopes.add_argument("client_id", metavar="CLIENT_ID")
+    scopes.add_argument("scopes", metavar="SCOPES", help=f"{SCOPE_HELP}, e.g. 'predict'")
+
+    delete = command("delete", _delete, "Delete a client (asks first).")
+    delete.add_argument("client_id", metavar="CLIENT_ID")
+    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; 0 on success, 1 on a refused or failed operation."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except (GaroupaError, CommandError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except ConfigurationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except SQLAlchemyError as exc:
+        print(f"error: database unavailable ({type(exc).__name__})", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""Fixtures: real settings on a temporary SQLite file, the real app, real HTTP."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote_plus
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from app.core.config import Settings
+from app.main import create_app
+from app.services.clients import ClientRecord
+from app.services.container import ServiceContainer
+
+TEST_SECRET_KEY = "test-signing-key-long-enough-for-hs512-too-0123456789abcdefghijklmn"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
+
+
+def make_settings(tmp_path: Path, **overrides: object) -> Settings:
+    """Settings isolated from any `.env` and environment a developer has."""
+    values: dict[str, object] = {
+        "environment": "development",
+        "secret_key": TEST_SECRET_KEY,
+        "database_url": f"sqlite:///{tmp_path / 'test.db'}",
+        "data_dir": tmp_path / "data",
+        "model_dir": tmp_path / "models",
+        "jwt_issuer": "http://testserver",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+def app(settings: Settings) -> FastAPI:
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+class Registry:
+    """Registers clients straight through the service layer of a running app."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self._services: ServiceContainer = app.state.services
+
+    def add(
+        self,
+        client_id: str = "svc",
+        secret: str = "correct-horse-battery",
+        scopes: str = "predict train",
+    ) -> ClientRecord:
+        with self._services.sessions() as session:
+            record, _ = self._services.client_service(session).register(
+                name=f"{client_id} app", client_id=client_id, secret=secret, scopes=scopes
+            )
+        return record
+
+    def deactivate(self, client_id: str) -> None:
+        with self._services.sessions() as session:
+            self._services.client_service(session).set_active(client_id, active=False)
+
+    def activate(self, client_id: str) -> None:
+        with self._services.sessions() as session:
+            self._services.client_service(session).set_active(client_id, active=True)
+
+    def rotate(self, client_id: str) -> str:
+        with self._services.sessions() as session:
+            return self._services.client_service(session).rotate_secret(client_id)
+
+    def delete(self, client_id: str) -> None:
+        with self._services.sessions() as session:
+            self._services.client_service(session).delete(client_id)
+
+
+@pytest.fixture
+def registry(client: TestClient) -> Registry:
+    return Registry(client.app)  # type: ignore[arg-type]
+
+
+def basic_auth(client_id: str, secret: str) -> str:
+    """RFC 6749 §2.3.1 Basic credentials: form-encode, then base64."""
+    raw = f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()
+    return "Basic " + base64.b64encode(raw).decode()
+
+
+def request_token(
+    client: TestClient | httpx.Client,
+    client_id: str = "svc",
+    secret: str = "correct-horse-battery",
+    *,
+    scope: str | None = None,
+    method: str = "post",
+) -> httpx.Response:
+    """POST /auth/token with client_secret_post or client_secret_basic."""
+    data = {"grant_type": "client_credentials"}
+    headers = {}
+    if method == "post":
+        data |= {"client_id": client_id, "client_secret": secret}
+    else:
+        headers["Authorization"] = basic_auth(client_id, secret)
+    if scope is not None:
+        data["scope"] = scope
+    return client.post("/auth/token", data=data, headers=headers)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def token_for(client: TestClient, client_id: str = "svc", **kwargs: object) -> str:
+    response = request_token(client, client_id, **kwargs)  # type: ignore[arg-type]
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token

@@ -1,0 +1,193 @@
+"""End to end: a live uvicorn server, real OAuth2 client libraries, the CLI and the README."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from authlib.integrations.httpx_client import OAuth2Client
+from oauthlib.oauth2 import BackendApplicationClient
+from requests_oauthlib import OAuth2Session
+
+from tests.conftest import REPO_ROOT, TEST_SECRET_KEY
+
+pytestmark = pytest.mark.e2e
+
+CLIENT_ID = "testclient01"
+CLIENT_SECRET = "supersecret123"
+PREDICT = {"product_name": "susu ultra coklat 250ml"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    url: str
+    env: dict[str, str]
+    log: Path
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(REPO_ROOT / "scripts" / "manage_clients.py"), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=self.log.parent,
+        )
+
+
+def start_server(
+    tmp: Path, extra_env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], LiveServer]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("SECRET_KEY", "DATABASE_URL"))},
+        "ENVIRONMENT": "development",
+        "SECRET_KEY": TEST_SECRET_KEY,
+        "DATABASE_URL": f"sqlite:///{tmp / 'live.db'}",
+        "JWT_ISSUER": url,
+        "DATA_DIR": str(tmp / "data"),
+        "MODEL_DIR": str(tmp / "models"),
+        "PYTHONPATH": str(REPO_ROOT),
+        **(extra_env or {}),
+    }
+    log = tmp / "server.log"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        cwd=tmp,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    server = LiveServer(url, env, log)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
+        try:
+            if (
+                httpx.get(f"{url}/.well-known/oauth-authorization-server", timeout=1).status_code
+                == 200
+            ):
+                return process, server
+        except httpx.TransportError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}")
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    tmp = tmp_path_factory.mktemp("live")
+    process, server = start_server(tmp)
+    added = server.cli("add", "My Test App", CLIENT_ID, CLIENT_SECRET)
+    assert added.returncode == 0, added.stderr
+    try:
+        yield server
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def assert_authenticated_call(response: httpx.Response | object) -> None:
+    # No model is trained on this server: 503 proves authentication succeeded.
+    assert response.status_code == 503, response.text  # type: ignore[attr-defined]
+    assert "python train.py" in response.json()["detail"]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("auth_method", ["client_secret_basic", "client_secret_post"])
+def test_authlib_client_gets_token_and_calls_api(live_server: LiveServer, auth_method: str) -> None:
+    with OAuth2Client(
+        CLIENT_ID, CLIENT_SECRET, token_endpoint_auth_method=auth_method, scope="predict"
+    ) as oauth:
+        token = oauth.fetch_token(f"{live_server.url}/auth/token", grant_type="client_credentials")
+        assert token["token_type"].lower() == "bearer"
+        assert token["scope"] == "predict"
+        assert_authenticated_call(oauth.post(f"{live_server.url}/predict/", json=PREDICT))
+
+
+def test_requests_oauthlib_backend_application_client(
+    live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # oauthlib refuses plain http unless told; the live test server has no TLS.
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
+    session = OAuth2Session(client=BackendApplicationClient(client_id=CLIENT_ID))
+    token = session.fetch_token(
+        token_url=f"{live_server.url}/auth/token", client_id=CLIENT_ID, client_secret=CLIENT_SECRET
+    )
+    assert token["expires_in"] == 1800
+    assert_authenticated_call(session.post(f"{live_server.url}/predict/", json=PREDICT))
+
+
+def test_readme_curl_examples_run_as_written(live_server: LiveServer) -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme.split("<!-- curl-examples:start -->")[1].split("<!-- curl-examples:end -->")[0]
+    script = re.search(r"```bash\n(.*?)```", section, re.S).group(1)  # type: ignore[union-attr]
+    script = script.replace("http://127.0.0.1:8000", live_server.url)
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    outputs = result.stdout
+    assert outputs.count('"access_token"') == 2
+    assert '"scope":"predict"' in outputs.replace(" ", "")
+    assert "python train.py" in outputs
+
+
+def test_cli_deactivation_refuses_token_within_5_seconds(live_server: LiveServer) -> None:
+    assert live_server.cli("add", "Short Lived", "shortlived", "shortlived-secret").returncode == 0
+    with OAuth2Client("shortlived", "shortlived-secret") as oauth:
+        oauth.fetch_token(f"{live_server.url}/auth/token", grant_type="client_credentials")
+        assert_authenticated_call(oauth.post(f"{live_server.url}/predict/", json=PREDICT))
+        assert live_server.cli("deactivate", "shortlived").returncode == 0
+        deactivated_at = time.monotonic()
+        while True:
+            response = oauth.post(f"{live_server.url}/predict/", json=PREDICT)
+            if response.status_code == 401:
+                break
+            assert time.monotonic() - deactivated_at < 5, "token still accepted after 5 s"
+            time.sleep(0.1)
+        assert 'error="invalid_token"' in response.headers["www-authenticate"]
+
+
+def test_secrets_and_tokens_never_reach_the_log(live_server: LiveServer) -> None:
+    with OAuth2Client(CLIENT_ID, CLIENT_SECRET) as oauth:
+        token = oauth.fetch_token(f"{live_server.url}/auth/token", grant_type="client_credentials")
+        oauth.post(f"{live_server.url}/predict/", json=PREDICT)
+    httpx.post(
+        f"{live_server.url}/auth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": CLIENT_ID,
+            "client_secret": "wrong-guess-123",
+        },
+    )
+    log = live_server.log.read_text()
+    assert CLIENT_SECRET not in log
+    assert "wrong-guess-123" not in log
+    assert token["access_token"] not in log
+    assert TEST_SECRET_KEY not in log
