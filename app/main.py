@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 
 from app.api.errors import add_exception_handlers
 from app.api.main import api_router
@@ -33,11 +36,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = ServiceContainer.build(settings)
         services.revocation.refresh()
+        services.predictions.sync()
         app.state.services = services
+        follower = asyncio.create_task(_follow_active_model(services, settings))
         logger.info("garoupa started", extra={"environment": settings.environment.value})
         try:
             yield
         finally:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
             services.close()
 
     app = FastAPI(
@@ -52,6 +60,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     add_exception_handlers(app)
     app.include_router(api_router)
     return app
+
+
+async def _follow_active_model(services: ServiceContainer, settings: Settings) -> None:
+    """Poll the registry's active pointer and swap models off the event loop."""
+    while True:
+        await asyncio.sleep(settings.model_refresh_seconds)
+        try:
+            await run_in_threadpool(services.predictions.sync)
+        except Exception:
+            # A database hiccup must not end the follower; the next tick retries.
+            logger.exception("active model check failed")
 
 
 app = create_app()

@@ -21,6 +21,7 @@ from app.core.security import build_secret_hasher  # noqa: E402
 from app.db.migrations import upgrade_database  # noqa: E402
 from app.db.session import create_db_engine, create_session_factory  # noqa: E402
 from app.services.clients import ClientService  # noqa: E402
+from app.services.models import ModelRegistry  # noqa: E402
 
 ENV_FILE = PROJECT_ROOT / ".env"
 DEMO_CREDENTIALS = PROJECT_ROOT / ".demo-client.json"
@@ -68,6 +69,16 @@ def ensure_demo_client(clients: ClientService) -> None:
         )
 
 
+def ensure_model(registry: ModelRegistry) -> bool:
+    """Train the first model from the shipped data when no version is active."""
+    if registry.active() is not None:
+        return True
+    print("No model yet: training the first one from data/products.csv ...")
+    import train  # the same code path as `python train.py`
+
+    return train.main([]) == 0
+
+
 def main() -> int:
     """Run every first-run step."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -78,7 +89,11 @@ def main() -> int:
     engine = create_db_engine(settings.database_url)
     try:
         upgrade_database(engine)
-        with create_session_factory(engine)() as session:
+        sessions = create_session_factory(engine)
+        with sessions() as session:
+            if not ensure_model(ModelRegistry(session, settings.model_dir)):
+                return 1
+        with sessions() as session:
             ensure_demo_client(ClientService(session, build_secret_hasher()))
     finally:
         engine.dispose()

@@ -13,13 +13,20 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from app.core.config import Settings
+from app.db.migrations import upgrade_database
+from app.db.session import create_db_engine, create_session_factory
 from app.main import create_app
+from app.ml.dataset import SHIPPED_DATASET, read_csv
 from app.services.clients import ClientRecord
 from app.services.container import ServiceContainer
+from app.services.models import ModelRegistry, SavedVersion
+from app.services.training import TrainedModel, fit_model
 
 TEST_SECRET_KEY = "test-signing-key-long-enough-for-hs512-too-0123456789abcdefghijklmn"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
+TINY_CSV = REPO_ROOT / "tests" / "data" / "tiny.csv"
+SHIPPED_CSV = SHIPPED_DATASET
 
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
@@ -39,6 +46,31 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> TrainedModel:
+    """The real pipeline fitted once on the 78-row fixture (6 categories)."""
+    return fit_model(read_csv(TINY_CSV))
+
+
+@pytest.fixture(scope="session")
+def shipped_model() -> TrainedModel:
+    """The real pipeline fitted once on the shipped data/products.csv."""
+    return fit_model(read_csv(SHIPPED_CSV))
+
+
+def install_model(
+    settings: Settings, trained: TrainedModel, *, activate: bool = True
+) -> SavedVersion:
+    """Record `trained` as the next version in the settings' database and model dir."""
+    engine = create_db_engine(settings.database_url)
+    try:
+        upgrade_database(engine)
+        with create_session_factory(engine)() as session:
+            return ModelRegistry(session, settings.model_dir).save(trained, activate=activate)
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture

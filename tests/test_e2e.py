@@ -51,7 +51,7 @@ class LiveServer:
 
 
 def start_server(
-    tmp: Path, extra_env: dict[str, str] | None = None
+    tmp: Path, extra_env: dict[str, str] | None = None, *, train_first: bool = False
 ) -> tuple[subprocess.Popen[bytes], LiveServer]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -67,6 +67,18 @@ def start_server(
         **(extra_env or {}),
     }
     log = tmp / "server.log"
+    if train_first:
+        # The README's manual route: train the shipped data, then serve.
+        trained = subprocess.run(
+            [sys.executable, str(REPO_ROOT / "train.py")],
+            env=env,
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert trained.returncode == 0, trained.stderr
+        assert "Saved v1.0.0" in trained.stdout
     process = subprocess.Popen(
         [
             sys.executable,
@@ -103,7 +115,7 @@ def start_server(
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     tmp = tmp_path_factory.mktemp("live")
-    process, server = start_server(tmp)
+    process, server = start_server(tmp, train_first=True)
     added = server.cli("add", "My Test App", CLIENT_ID, CLIENT_SECRET)
     assert added.returncode == 0, added.stderr
     try:
@@ -114,9 +126,10 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
 
 
 def assert_authenticated_call(response: httpx.Response | object) -> None:
-    # No model is trained on this server: 503 proves authentication succeeded.
-    assert response.status_code == 503, response.text  # type: ignore[attr-defined]
-    assert "python train.py" in response.json()["detail"]  # type: ignore[attr-defined]
+    assert response.status_code == 200, response.text  # type: ignore[attr-defined]
+    body = response.json()  # type: ignore[attr-defined]
+    assert body["predicted_category"] == "Susu"
+    assert body["model_version"] == "v1.0.0"
 
 
 @pytest.mark.parametrize("auth_method", ["client_secret_basic", "client_secret_post"])
@@ -155,7 +168,7 @@ def test_readme_curl_examples_run_as_written(live_server: LiveServer) -> None:
     outputs = result.stdout
     assert outputs.count('"access_token"') == 2
     assert '"scope":"predict"' in outputs.replace(" ", "")
-    assert "python train.py" in outputs
+    assert '"predicted_category":"Susu"' in outputs.replace(" ", "")
 
 
 def test_cli_deactivation_refuses_token_within_5_seconds(live_server: LiveServer) -> None:

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     # deactivated client's tokens stop working within this many seconds.
     revocation_refresh_seconds: float = Field(default=2.0, gt=0, le=5)
 
+    # Each worker checks the registry's active version this often, so an
+    # activation reaches every worker within this many seconds plus a load.
+    model_refresh_seconds: float = Field(default=1.0, gt=0, le=4)
+
     auth_failure_limit: str = "10/5minutes"
     auth_failure_limit_per_address: str = "30/5minutes"
     redis_url: str | None = None

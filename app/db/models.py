@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Boolean, Integer, String
+from sqlalchemy import JSON, Boolean, Index, Integer, String, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, UTCDateTime
@@ -27,3 +28,41 @@ class Client(Base):
     # Tokens issued (iat) before this instant are refused: set on deactivation,
     # secret rotation and scope changes to revoke what is outstanding.
     tokens_valid_after: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ModelVersion(Base):
+    """One immutable trained model: its artifact, the data it saw, and how well it scored."""
+
+    __tablename__ = "model_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[str] = mapped_column(String(32), unique=True)
+    # File names relative to MODEL_DIR, so the artifact directory can move or be shared.
+    artifact_file: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    algorithm: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    classes: Mapped[list[str]] = mapped_column(JSON)
+    # The exact rows the version was trained and evaluated on, kept as a CSV beside
+    # the artifact so a later version can build on them ("include base data").
+    data_file: Mapped[str] = mapped_column(String(255))
+    data_rows: Mapped[int] = mapped_column(Integer)
+    data_sha256: Mapped[str] = mapped_column(String(64))
+    data_sources: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    library_versions: Mapped[dict[str, str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=False)
+    activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    __table_args__ = (
+        # At most one active version, enforced by the database itself so that two
+        # processes activating at once cannot both win.
+        Index(
+            "uq_model_versions_one_active",
+            "is_active",
+            unique=True,
+            sqlite_where=is_active == true(),
+            postgresql_where=is_active == true(),
+        ),
+    )

@@ -4,9 +4,24 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-ProductName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+from app.ml.preprocessing import normalize_product_name
+
+
+def _has_content(name: str) -> str:
+    # A name of only punctuation or symbols has no features; any answer would be
+    # the class prior dressed up as a prediction.
+    if not normalize_product_name(name):
+        raise ValueError("must contain at least one letter or digit")
+    return name
+
+
+ProductName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=300),
+    AfterValidator(_has_content),
+]
 
 
 class PredictionRequest(BaseModel):

@@ -15,6 +15,8 @@ from app.db.migrations import upgrade_database
 from app.db.session import create_db_engine, create_session_factory
 from app.services.clients import ClientService
 from app.services.login_guard import LoginGuard
+from app.services.models import ModelRegistry
+from app.services.prediction import PredictionService
 from app.services.revocation import RevocationCache
 from app.services.tokens import Keyring, TokenService
 
@@ -31,6 +33,7 @@ class ServiceContainer:
     tokens: TokenService
     revocation: RevocationCache
     login_guard: LoginGuard
+    predictions: PredictionService
 
     @classmethod
     def build(cls, settings: Settings, *, migrate: bool = True) -> ServiceContainer:
@@ -54,11 +57,16 @@ class ServiceContainer:
                 per_address=settings.auth_failure_limit_per_address,
                 storage_uri=settings.redis_url or "memory://",
             ),
+            predictions=PredictionService(sessions, settings.model_dir),
         )
 
     def client_service(self, session: Session) -> ClientService:
         """A ClientService bound to `session`."""
         return ClientService(session, self.hasher, self.dummy_hash)
+
+    def model_registry(self, session: Session) -> ModelRegistry:
+        """A ModelRegistry bound to `session`."""
+        return ModelRegistry(session, self.settings.model_dir)
 
     def close(self) -> None:
         """Release database connections."""

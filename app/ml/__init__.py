@@ -1,0 +1,1 @@
+"""Garoupa ML core: text normalisation, the classification pipeline, evaluation and fast scoring."""

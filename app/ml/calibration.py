@@ -1,0 +1,189 @@
+"""LinearSVC with a multinomial calibration map fitted on out-of-fold decision scores."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.special import log_softmax, softmax
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.svm import LinearSVC
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted
+
+__all__ = ["CALIBRATION_METHODS", "CalibratedLinearSVC", "score_matrix"]
+
+CALIBRATION_METHODS: tuple[str, ...] = ("temperature", "vector", "matrix")
+
+
+def score_matrix(decision: np.ndarray) -> np.ndarray:
+    """Return decision scores as a 2-D (n_samples, n_scores) float64 array."""
+    scores = np.asarray(decision, dtype=np.float64)
+    # Binary LinearSVC returns one score per sample (positive = classes_[1]).
+    return scores.reshape(-1, 1) if scores.ndim == 1 else scores
+
+
+def _expand_binary(coef: np.ndarray, intercept: np.ndarray, n_classes: int) -> tuple[
+    np.ndarray, np.ndarray
+]:
+    """Turn a one-logit binary map into a two-column softmax map (column 0 fixed at 0)."""
+    if n_classes != 2 or coef.shape[1] == 2:
+        return coef, intercept
+    # softmax([0, z]) == [1 - sigmoid(z), sigmoid(z)], i.e. the binary logistic model.
+    zeros = np.zeros((coef.shape[0], 1))
+    return np.hstack([zeros, coef]), np.concatenate([[0.0], intercept])
+
+
+def _fit_temperature(scores: np.ndarray, y: np.ndarray, n_classes: int) -> tuple[
+    np.ndarray, np.ndarray
+]:
+    """Fit one inverse temperature by minimising the multinomial log loss."""
+    if n_classes == 2:
+        # Binary: a single score s maps to logits [0, t * s].
+        base = np.hstack([np.zeros_like(scores), scores])
+    else:
+        base = scores
+    rows = np.arange(y.shape[0])
+
+    def nll(log_t: np.ndarray) -> float:
+        logp = log_softmax(base * np.exp(log_t[0]), axis=1)
+        return float(-logp[rows, y].mean())
+
+    res = minimize(nll, x0=np.zeros(1), method="L-BFGS-B", bounds=[(-10.0, 10.0)])
+    t = float(np.exp(res.x[0]))
+    coef = np.eye(base.shape[1]) * t
+    if n_classes == 2:
+        coef = np.array([[0.0, t]])
+    return coef, np.zeros(n_classes)
+
+
+def _fit_vector(
+    scores: np.ndarray, y: np.ndarray, n_classes: int, reg: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fit per-class scale and bias (vector scaling) with a small L2 pull towards scale 1."""
+    if n_classes == 2:
+        # With a single score, vector scaling is exactly Platt scaling.
+        lr = LogisticRegression(C=1.0 / reg if reg > 0 else 1e6, max_iter=1000)
+        lr.fit(scores, y)
+        return _expand_binary(lr.coef_.T.copy(), lr.intercept_.copy(), n_classes)
+    n, k = scores.shape
+    rows = np.arange(n)
+    onehot = np.zeros((n, k))
+    onehot[rows, y] = 1.0
+
+    def nll_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        a, b = theta[:k], theta[k:]
+        z = scores * a + b
+        logp = log_softmax(z, axis=1)
+        diff = (np.exp(logp) - onehot) / n
+        loss = -logp[rows, y].mean() + 0.5 * reg * float(np.sum((a - 1.0) ** 2))
+        grad_a = (diff * scores).sum(axis=0) + reg * (a - 1.0)
+        grad_b = diff.sum(axis=0)
+        return float(loss), np.concatenate([grad_a, grad_b])
+
+    x0 = np.concatenate([np.ones(k), np.zeros(k)])
+    res = minimize(nll_grad, x0=x0, jac=True, method="L-BFGS-B", options={"maxiter": 1000})
+    a, b = res.x[:k], res.x[k:]
+    return np.diag(a), b.copy()
+
+
+def _fit_matrix(
+    scores: np.ndarray, y: np.ndarray, n_classes: int, reg: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fit a full affine map of the scores (multinomial logistic stacker)."""
+    lr = LogisticRegression(C=1.0 / reg if reg > 0 else 1e6, max_iter=2000)
+    lr.fit(scores, y)
+    return _expand_binary(lr.coef_.T.copy(), lr.intercept_.copy(), n_classes)
+
+
+class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
+    """LinearSVC whose scores are mapped to probabilities by a map fitted out-of-fold.
+
+    ``fit`` runs ``cv``-fold cross_val_predict to get unbiased decision scores,
+    fits the calibration map on them (``calibration``: one temperature, per-class
+    scale+bias, or a full affine "matrix" stacker), then refits the LinearSVC on
+    all rows. Probabilities are ``softmax(decision_function_svc(X) @ A + b)``
+    with ``A = calibration_coef_`` and ``b = calibration_intercept_``.
+    """
+
+    def __init__(
+        self,
+        C: float = 1.0,
+        class_weight: dict[Any, float] | str | None = None,
+        max_iter: int = 2000,
+        tol: float = 1e-4,
+        calibration: str = "matrix",
+        calibration_reg: float = 1e-3,
+        cv: int = 5,
+        random_state: int | None = 0,
+    ) -> None:
+        self.C = C
+        self.class_weight = class_weight
+        self.max_iter = max_iter
+        self.tol = tol
+        self.calibration = calibration
+        self.calibration_reg = calibration_reg
+        self.cv = cv
+        self.random_state = random_state
+
+    def _make_svc(self) -> LinearSVC:
+        return LinearSVC(
+            C=self.C,
+            class_weight=self.class_weight,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            random_state=self.random_state,
+        )
+
+    def fit(self, X: Any, y: Any) -> CalibratedLinearSVC:
+        """Fit the calibration map on out-of-fold scores, then the SVC on all rows."""
+        if self.calibration not in CALIBRATION_METHODS:
+            raise ValueError(
+                f"calibration must be one of {CALIBRATION_METHODS}, got {self.calibration!r}"
+            )
+        y_arr = np.asarray(y)
+        check_classification_targets(y_arr)
+        classes, y_enc = np.unique(y_arr, return_inverse=True)
+        if classes.shape[0] < 2:
+            raise ValueError("CalibratedLinearSVC needs at least 2 classes")
+        min_count = int(np.bincount(y_enc).min())
+        n_splits = min(self.cv, min_count)
+        if n_splits < 2:
+            raise ValueError(
+                "every class needs at least 2 training rows for out-of-fold calibration"
+            )
+        folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=self.random_state)
+        svc = self._make_svc()
+        oof = score_matrix(
+            cross_val_predict(clone(svc), X, y_enc, cv=folds, method="decision_function")
+        )
+        n_classes = classes.shape[0]
+        if self.calibration == "temperature":
+            coef, intercept = _fit_temperature(oof, y_enc, n_classes)
+        elif self.calibration == "vector":
+            coef, intercept = _fit_vector(oof, y_enc, n_classes, self.calibration_reg)
+        else:
+            coef, intercept = _fit_matrix(oof, y_enc, n_classes, self.calibration_reg)
+        self.estimator_ = svc.fit(X, y_enc)
+        self.classes_ = classes
+        self.calibration_coef_ = np.asarray(coef, dtype=np.float64)
+        self.calibration_intercept_ = np.asarray(intercept, dtype=np.float64)
+        self.n_features_in_ = self.estimator_.n_features_in_
+        return self
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Calibrated logits (one column per class in ``classes_`` order)."""
+        check_is_fitted(self)
+        scores = score_matrix(self.estimator_.decision_function(X))
+        return scores @ self.calibration_coef_ + self.calibration_intercept_
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Calibrated class probabilities; columns follow ``classes_``."""
+        return softmax(self.decision_function(X), axis=1)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Most probable class label."""
+        return self.classes_[np.argmax(self.decision_function(X), axis=1)]

@@ -1,0 +1,137 @@
+"""Hold-out splitting and JSON-serialisable evaluation metrics, including calibration error."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+)
+from sklearn.model_selection import train_test_split
+
+__all__ = ["expected_calibration_error", "evaluate", "split_holdout"]
+
+
+def expected_calibration_error(
+    y_true: Sequence[Any] | np.ndarray,
+    proba: np.ndarray,
+    classes: Sequence[Any] | np.ndarray,
+    n_bins: int = 15,
+) -> float:
+    """Top-class expected calibration error with ``n_bins`` equal-width confidence bins."""
+    proba = np.asarray(proba, dtype=np.float64)
+    classes_arr = np.asarray(classes)
+    y = np.asarray(y_true)
+    if proba.ndim != 2 or proba.shape[0] != y.shape[0] or proba.shape[1] != classes_arr.shape[0]:
+        raise ValueError(
+            f"proba must have shape (n_samples, n_classes) = ({y.shape[0]}, "
+            f"{classes_arr.shape[0]}), got {proba.shape}"
+        )
+    if n_bins < 1:
+        raise ValueError("n_bins must be >= 1")
+    if y.shape[0] == 0:
+        return 0.0
+    top = proba.argmax(axis=1)
+    confidence = proba[np.arange(proba.shape[0]), top]
+    correct = (classes_arr[top] == y).astype(np.float64)
+    # Bins are (lo, hi]; a confidence of exactly 0 joins the first bin.
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    bin_idx = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
+    ece = 0.0
+    n = float(y.shape[0])
+    for b in range(n_bins):
+        mask = bin_idx == b
+        count = int(mask.sum())
+        if count:
+            gap = abs(float(correct[mask].mean()) - float(confidence[mask].mean()))
+            ece += count / n * gap
+    return float(ece)
+
+
+def split_holdout(
+    texts: Sequence[str],
+    labels: Sequence[str],
+    test_size: float = 0.2,
+    seed: int = 42,
+) -> tuple[list[str], list[str], list[str], list[str]]:
+    """Stratified, seeded train/test split returning (train_texts, test_texts, train_y, test_y)."""
+    texts_l = list(texts)
+    labels_l = list(labels)
+    if len(texts_l) != len(labels_l):
+        raise ValueError(f"texts and labels differ in length: {len(texts_l)} != {len(labels_l)}")
+    counts = Counter(labels_l)
+    if len(counts) < 2:
+        raise ValueError(
+            f"need at least 2 distinct labels for a stratified split, got {len(counts)}"
+        )
+    too_few = sorted(str(label) for label, c in counts.items() if c < 2)
+    if too_few:
+        raise ValueError(
+            "each label needs at least 2 rows for a stratified split; too few rows for: "
+            + ", ".join(too_few)
+        )
+    n_test = int(np.ceil(test_size * len(texts_l))) if 0 < test_size < 1 else int(test_size)
+    n_train = len(texts_l) - n_test
+    if n_test < len(counts) or n_train < len(counts):
+        raise ValueError(
+            f"{len(texts_l)} rows are too few to put each of the {len(counts)} labels in both "
+            f"the train and the test part (test_size={test_size})"
+        )
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        texts_l, labels_l, test_size=test_size, random_state=seed, stratify=labels_l
+    )
+    return list(x_tr), list(x_te), list(y_tr), list(y_te)
+
+
+def evaluate(pipeline: Any, texts: Sequence[str], labels: Sequence[str]) -> dict[str, Any]:
+    """Score a fitted classifier pipeline on labelled texts; every value is JSON-serialisable."""
+    texts_l = list(texts)
+    y_true = np.asarray([str(label) for label in labels], dtype=object)
+    if len(texts_l) != y_true.shape[0]:
+        raise ValueError("texts and labels differ in length")
+    if not texts_l:
+        raise ValueError("cannot evaluate on an empty set")
+    proba = np.asarray(pipeline.predict_proba(texts_l), dtype=np.float64)
+    classes = np.asarray([str(c) for c in pipeline.classes_], dtype=object)
+    # Predict from the probabilities so the metrics describe what the service returns.
+    y_pred = classes[proba.argmax(axis=1)]
+    # Include labels seen only in the evaluation set so the report does not hide them.
+    labels_all = sorted(set(classes.tolist()) | set(y_true.tolist()))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels_all, zero_division=0
+    )
+    per_class = {
+        label: {
+            "precision": float(p),
+            "recall": float(r),
+            "f1": float(f),
+            "support": int(s),
+        }
+        for label, p, r, f, s in zip(labels_all, precision, recall, f1, support, strict=True)
+    }
+    present = sorted(set(y_true.tolist()))
+    matrix = confusion_matrix(y_true, y_pred, labels=labels_all)
+    return {
+        "n_samples": len(texts_l),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        # Macro over labels present in the evaluation set: a class the model never
+        # saw and that is absent from the test rows should not count as F1 = 0.
+        "macro_f1": float(
+            f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)
+        ),
+        "weighted_f1": float(
+            f1_score(y_true, y_pred, labels=present, average="weighted", zero_division=0)
+        ),
+        "ece": expected_calibration_error(y_true, proba, classes),
+        "per_class": per_class,
+        "confusion_matrix": {
+            "labels": labels_all,
+            "matrix": [[int(v) for v in row] for row in matrix],
+        },
+    }

@@ -1,0 +1,58 @@
+"""Deterministic product-name normalisation and tokenisation shared by training and serving."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from nltk.tokenize import RegexpTokenizer
+
+__all__ = ["normalize_product_name", "tokenize", "analyze"]
+
+# Apostrophes inside words ("kellogg's") are dropped rather than split so the
+# brand stays one token; NFKC already folds the full-width and typographic forms
+# we care about except the curly quotes listed here.
+_APOSTROPHES = re.compile(r"['\u2019\u2018`\u00b4]")
+# A decimal comma/point between digits is part of the quantity ("1,5 l" == "1.5 l").
+_DECIMAL = re.compile(r"(?<=\d)[.,](?=\d)")
+# Anything that is not a letter, digit or the decimal marker becomes a separator.
+# "_" counts as punctuation here although \w matches it.
+_NON_WORD = re.compile(r"[^\w\u0001]|_")
+# Split a digit run from the letters that follow it ("250ml" -> "250 ml").
+_DIGIT_LETTER = re.compile(r"(?<=\d)(?=[^\W\d_])")
+# "6x200ml" is a pack multiplier, not a word "x200".
+_MULTIPLIER = re.compile(r"(?<=\d)\s*x(?=\d)")
+_SPACES = re.compile(r"\s+")
+# \u0001 is a private placeholder for the decimal point while punctuation is
+# stripped; it is removed from the input first so user text cannot smuggle it in.
+_PLACEHOLDER = "\u0001"
+
+_TOKENIZER = RegexpTokenizer(r"\S+")
+
+
+def normalize_product_name(text: str) -> str:
+    """Return the canonical product name: NFKC, casefolded, units split, punctuation removed."""
+    if not text:
+        return ""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    # Casefolding can leave non-NFKC sequences behind; normalising again keeps the
+    # output in NFKC so visually equal names map to the same features.
+    text = unicodedata.normalize("NFKC", text)
+    text = text.replace(_PLACEHOLDER, " ")
+    text = _APOSTROPHES.sub("", text)
+    text = _DECIMAL.sub(_PLACEHOLDER, text)
+    text = _NON_WORD.sub(" ", text)
+    text = text.replace(_PLACEHOLDER, ".")
+    text = _MULTIPLIER.sub(" x ", text)
+    text = _DIGIT_LETTER.sub(" ", text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def tokenize(text: str) -> list[str]:
+    """Split an already normalised name into word tokens (data-free NLTK tokenizer)."""
+    return _TOKENIZER.tokenize(text)
+
+
+def analyze(text: str) -> list[str]:
+    """Normalise then tokenise a raw product name."""
+    return tokenize(normalize_product_name(text))

@@ -1,0 +1,138 @@
+"""The model registry: immutable versions on disk and in the database, one of them active."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.crud import model_version as crud
+from app.db.models import ModelVersion
+from app.ml.artifacts import ArtifactError, library_versions, save_artifact, sha256_file
+from app.ml.dataset import Dataset, read_csv, write_csv
+from app.services.training import TrainedModel
+
+logger = logging.getLogger(__name__)
+
+# Two writers racing for the same version number is rare (train.py beside the API);
+# retrying a handful of times is enough.
+_VERSION_ATTEMPTS = 5
+
+
+class ModelVersionNotFound(LookupError):
+    """No version with this name is registered."""
+
+    def __init__(self, version: str) -> None:
+        super().__init__(f"model version {version!r} does not exist")
+        self.version = version
+
+
+@dataclass(frozen=True)
+class SavedVersion:
+    """What a caller needs after saving: the version and whether it now serves."""
+
+    version: str
+    sha256: str
+    is_active: bool
+
+
+class ModelRegistry:
+    """Saves, lists and activates model versions (artifacts under `model_dir`)."""
+
+    def __init__(self, session: Session, model_dir: Path) -> None:
+        self._session = session
+        self._model_dir = model_dir
+
+    def artifact_path(self, row: ModelVersion) -> Path:
+        """Where `row`'s artifact lives."""
+        return self._model_dir / row.artifact_file
+
+    def list(self) -> Sequence[ModelVersion]:
+        """Every version, newest first."""
+        return crud.list_versions(self._session)
+
+    def get(self, version: str) -> ModelVersion:
+        """One version's row, or ModelVersionNotFound."""
+        row = crud.get_version(self._session, version)
+        if row is None:
+            raise ModelVersionNotFound(version)
+        return row
+
+    def active(self) -> ModelVersion | None:
+        """The active version, if any."""
+        return crud.get_active(self._session)
+
+    def next_version(self) -> str:
+        """The name the next saved version will get."""
+        return crud.next_version(self._session)
+
+    def training_data(self, row: ModelVersion) -> Dataset:
+        """Exactly the rows `row` was trained and evaluated on."""
+        return read_csv(self._model_dir / row.data_file, source=f"training data of {row.version}")
+
+    def save(
+        self, trained: TrainedModel, *, activate: bool, version: str | None = None
+    ) -> SavedVersion:
+        """Write the artifact and data snapshot, record the version, optionally activate it.
+
+        Files are written before the row so a row never points at a missing file;
+        a crash in between leaves only unreferenced files behind.
+        """
+        for _ in range(_VERSION_ATTEMPTS):
+            name = version or self.next_version()
+            artifact = self._model_dir / f"{name}.joblib"
+            data_file = self._model_dir / f"{name}.train.csv"
+            sha256 = save_artifact(trained.pipeline, artifact)
+            write_csv(trained.dataset, data_file)
+            try:
+                crud.create_version(
+                    self._session,
+                    version=name,
+                    artifact_file=artifact.name,
+                    sha256=sha256,
+                    algorithm=trained.algorithm,
+                    params=trained.params,
+                    classes=trained.classes,
+                    data_file=data_file.name,
+                    data_rows=len(trained.dataset),
+                    data_sha256=trained.dataset.sha256,
+                    data_sources=trained.dataset.sources,
+                    metrics={**trained.metrics, "timings": trained.timings},
+                    library_versions=library_versions(),
+                    created_at=datetime.now(UTC),
+                )
+                if activate:
+                    crud.set_active(self._session, name, datetime.now(UTC))
+                self._session.commit()
+            except IntegrityError:
+                self._session.rollback()
+                if version is not None:
+                    raise
+                # Another process took this number; our files were overwritten by
+                # ours only, and the next attempt writes under a new name.
+                continue
+            logger.info("model version saved", extra={"version": name, "active": activate})
+            return SavedVersion(version=name, sha256=sha256, is_active=activate)
+        raise RuntimeError("could not allocate a model version number")
+
+    def activate(self, version: str) -> ModelVersion:
+        """Make `version` the one every worker serves; its artifact must be intact."""
+        row = self.get(version)
+        path = self.artifact_path(row)
+        if not path.exists():
+            raise ArtifactError(f"artifact of {version} is missing ({path.name}); cannot activate")
+        if sha256_file(path) != row.sha256:
+            raise ArtifactError(
+                f"artifact of {version} does not match its recorded SHA-256; cannot activate"
+            )
+        crud.set_active(self._session, version, datetime.now(UTC))
+        self._session.commit()
+        self._session.refresh(row)
+        logger.info("model version activated", extra={"version": version})
+        return row
+

@@ -1,0 +1,161 @@
+"""Serving predictions from the active model version, swapped atomically when it changes."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.pipeline import Pipeline
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.errors import ModelNotReady
+from app.crud import model_version as crud
+from app.ml.artifacts import ArtifactError, load_artifact
+from app.ml.dataset import read_csv
+from app.ml.fast_path import FastScorer, UnsupportedPipelineError
+from app.services.training import FAST_PATH_TOLERANCE
+
+logger = logging.getLogger(__name__)
+
+# How many of a version's own training rows are re-scored at load time to prove
+# the fast path still matches the pipeline in this process.
+_LOAD_CHECK_ROWS = 200
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """One prediction: the best category, its probability and the top-k ranking."""
+
+    category: str
+    score: float
+    top_k: list[tuple[str, float]]
+
+
+@dataclass(frozen=True)
+class ServingModel:
+    """A loaded version. Immutable: a swap replaces the whole object at once."""
+
+    version: str
+    sha256: str
+    pipeline: Pipeline
+    scorer: FastScorer | None
+    classes: np.ndarray
+
+    def probabilities(self, names: Sequence[str]) -> np.ndarray:
+        """Class probabilities, one row per name (fast path when it is exact)."""
+        if self.scorer is None:
+            return np.asarray(self.pipeline.predict_proba(list(names)), dtype=np.float64)
+        if len(names) == 1:
+            return self.scorer.predict_proba_one(names[0])[None, :]
+        return self.scorer.predict_proba_many(names)
+
+    def rank(self, names: Sequence[str], top_k: int = 1) -> list[Ranked]:
+        """The top `top_k` categories of each name, best first."""
+        proba = self.probabilities(names)
+        k = min(top_k, proba.shape[1])
+        # A stable sort of the negated scores keeps ties in class order, as argmax does.
+        order = np.argsort(-proba, axis=1, kind="stable")[:, :k]
+        results = []
+        for row, idx in zip(proba, order, strict=True):
+            ranking = [(str(self.classes[j]), float(row[j])) for j in idx]
+            results.append(Ranked(ranking[0][0], ranking[0][1], ranking))
+        return results
+
+
+class PredictionService:
+    """Holds the active model of this process and follows the registry's active pointer."""
+
+    def __init__(self, sessions: sessionmaker[Session], model_dir: Path) -> None:
+        self._sessions = sessions
+        self._model_dir = model_dir
+        self._model: ServingModel | None = None
+        # Serialises loads only; readers take `self._model` without locking, since
+        # assigning one attribute is atomic and the object itself never changes.
+        self._load_lock = threading.Lock()
+        self.last_error: str | None = None
+
+    @property
+    def model(self) -> ServingModel | None:
+        """The model serving now, or None before any version is active."""
+        return self._model
+
+    def require_model(self) -> ServingModel:
+        """The serving model, or ModelNotReady (503) when there is none."""
+        model = self._model
+        if model is None:
+            raise ModelNotReady()
+        return model
+
+    def sync(self) -> bool:
+        """Load the registry's active version if it is not the one serving; True on a swap.
+
+        One small query; called at start-up and then every few seconds off the
+        request path. A version that fails to load is logged and the current
+        model keeps serving.
+        """
+        with self._sessions() as session:
+            pointer = crud.active_pointer(session)
+        if pointer is None:
+            return False
+        version, sha256 = pointer
+        current = self._model
+        if current is not None and current.version == version and current.sha256 == sha256:
+            return False
+        with self._load_lock:
+            current = self._model
+            if current is not None and current.version == version:
+                return False
+            try:
+                loaded = self._load(version)
+            except (ArtifactError, OSError, ValueError) as exc:
+                self.last_error = f"cannot load {version}: {exc}"
+                logger.error("model load failed", extra={"version": version, "error": str(exc)})
+                return False
+            self._model = loaded
+            self.last_error = None
+        logger.info(
+            "serving model version",
+            extra={"version": version, "fast_path": loaded.scorer is not None},
+        )
+        return True
+
+    def _load(self, version: str) -> ServingModel:
+        with self._sessions() as session:
+            row = crud.get_version(session, version)
+        if row is None:
+            raise ArtifactError(f"version {version} vanished from the registry")
+        pipeline = load_artifact(
+            self._model_dir / row.artifact_file, row.sha256, row.library_versions
+        )
+        return ServingModel(
+            version=row.version,
+            sha256=row.sha256,
+            pipeline=pipeline,
+            scorer=self._checked_scorer(pipeline, self._model_dir / row.data_file),
+            classes=np.asarray([str(c) for c in pipeline.classes_]),
+        )
+
+    @staticmethod
+    def _checked_scorer(pipeline: Pipeline, data_file: Path) -> FastScorer | None:
+        """The fast path, if it reproduces the pipeline on sample rows; else None."""
+        try:
+            scorer = FastScorer.from_pipeline(pipeline)
+        except UnsupportedPipelineError as exc:
+            logger.warning("fast path unsupported; using predict_proba", extra={"reason": str(exc)})
+            return None
+        try:
+            sample = read_csv(data_file).texts[:_LOAD_CHECK_ROWS]
+        except ValueError:
+            sample = [str(c) for c in pipeline.classes_]
+        diff = np.abs(scorer.predict_proba_many(sample) - pipeline.predict_proba(sample))
+        if diff.size and float(diff.max()) > FAST_PATH_TOLERANCE:
+            logger.warning(
+                "fast path disagrees with the pipeline; using predict_proba",
+                extra={"max_abs_diff": float(diff.max())},
+            )
+            return None
+        return scorer

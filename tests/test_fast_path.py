@@ -1,0 +1,177 @@
+"""The fast scorer must reproduce ``pipeline.predict_proba`` to 1e-9 or refuse the pipeline."""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.naive_bayes import MultinomialNB
+from sklearn.pipeline import Pipeline
+from sklearn.svm import LinearSVC
+
+from app.ml.evaluation import split_holdout
+from app.ml.fast_path import FastScorer, UnsupportedPipelineError
+from app.ml.pipeline import ALGORITHMS, DEFAULT_ALGORITHM, build_features, build_pipeline
+
+TINY_CSV = Path(__file__).resolve().parent / "data" / "tiny.csv"
+
+_VOCAB: dict[str, tuple[list[str], list[str]]] = {
+    "Susu": (["susu", "milk", "yogurt", "keju"], ["ultra", "frisian", "indomilk", "greenfields"]),
+    "Mie Instan": (["mie", "indomie", "ramen", "bihun"], ["goreng", "kuah", "soto", "rendang"]),
+    "Minuman": (["teh", "kopi", "jus", "air mineral"], ["botol", "kotak", "sachet", "dingin"]),
+    "Sabun": (["sabun", "shampo", "sampo", "deterjen"], ["lifebuoy", "dettol", "rinso", "wangi"]),
+}
+_UNITS = ["ml", "g", "kg", "L", "pcs", "gr"]
+
+
+def _synthetic_rows(n_per_class: int = 60, seed: int = 3) -> tuple[list[str], list[str]]:
+    """Small labelled set of Indonesian-style product names with shared unit noise."""
+    rng = random.Random(seed)
+    texts: list[str] = []
+    labels: list[str] = []
+    for label, (heads, mods) in _VOCAB.items():
+        for _ in range(n_per_class):
+            qty = f"{rng.choice([1, 2, 5, 10, 80, 200, 250, 600])}{rng.choice(_UNITS)}"
+            words = [rng.choice(heads), rng.choice(mods), qty]
+            if rng.random() < 0.3:
+                # Borrow a word from another class so the problem is not separable.
+                other = rng.choice([k for k in _VOCAB if k != label])
+                words.insert(1, rng.choice(_VOCAB[other][1]))
+            rng.shuffle(words)
+            texts.append(" ".join(words).title() if rng.random() < 0.5 else " ".join(words))
+            labels.append(label)
+    return texts, labels
+
+
+def _dataset() -> tuple[list[str], list[str]]:
+    if TINY_CSV.exists():
+        with TINY_CSV.open(encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+        if len(rows) >= 40:
+            return [r["product_name"] for r in rows], [r["category"] for r in rows]
+    return _synthetic_rows()
+
+
+@pytest.fixture(scope="module")
+def split() -> tuple[list[str], list[str], list[str], list[str]]:
+    texts, labels = _dataset()
+    return split_holdout(texts, labels, test_size=0.25, seed=42)
+
+
+@pytest.fixture(scope="module")
+def fitted(split: tuple[list[str], list[str], list[str], list[str]]) -> Pipeline:
+    x_tr, _, y_tr, _ = split
+    return build_pipeline(DEFAULT_ALGORITHM).fit(x_tr, y_tr)
+
+
+EDGE_CASES = ["", " ", "!!!", "ＳＵＳＵ ２５０ｍｌ", "日本語", "x", "zzzz qqqq", "a b c d e f g"]
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_fast_path_matches_pipeline_on_holdout(
+    algorithm: str, split: tuple[list[str], list[str], list[str], list[str]]
+) -> None:
+    x_tr, x_te, y_tr, _ = split
+    pipe = build_pipeline(algorithm).fit(x_tr, y_tr)
+    scorer = FastScorer.from_pipeline(pipe)
+    names = x_te + EDGE_CASES
+    expected = pipe.predict_proba(names)
+    np.testing.assert_allclose(scorer.predict_proba_many(names), expected, rtol=0, atol=1e-9)
+    one = np.vstack([scorer.predict_proba_one(n) for n in names])
+    np.testing.assert_allclose(one, expected, rtol=0, atol=1e-9)
+    assert scorer.classes.tolist() == [str(c) for c in pipe.classes_]
+
+
+def test_fast_path_binary_problem(split: tuple[list[str], list[str], list[str], list[str]]) -> None:
+    x_tr, x_te, y_tr, _ = split
+    keep = [i for i, y in enumerate(y_tr) if y in ("Susu", "Sabun")]
+    if len(keep) < 20:
+        pytest.skip("dataset lacks the two classes used for the binary check")
+    xb, yb = [x_tr[i] for i in keep], [y_tr[i] for i in keep]
+    for algorithm in ALGORITHMS:
+        pipe = build_pipeline(algorithm).fit(xb, yb)
+        scorer = FastScorer.from_pipeline(pipe)
+        names = x_te + EDGE_CASES
+        np.testing.assert_allclose(
+            scorer.predict_proba_many(names), pipe.predict_proba(names), rtol=0, atol=1e-9
+        )
+
+
+def test_fast_path_survives_joblib_round_trip(fitted: Pipeline) -> None:
+    buf = io.BytesIO()
+    joblib.dump(fitted, buf)
+    buf.seek(0)
+    loaded = joblib.load(buf)
+    scorer = FastScorer.from_pipeline(loaded)
+    names = ["susu ultra 250ml", "Indomie Goreng 80g", ""]
+    np.testing.assert_allclose(
+        scorer.predict_proba_many(names), fitted.predict_proba(names), rtol=0, atol=1e-9
+    )
+
+
+def test_predict_proba_many_empty(fitted: Pipeline) -> None:
+    scorer = FastScorer.from_pipeline(fitted)
+    assert scorer.predict_proba_many([]).shape == (0, len(fitted.classes_))
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.one_of(
+            st.text(max_size=40),
+            st.text(alphabet="susu ultra indomie goreng 250ml KG teh kopi.,-/", max_size=40),
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_fast_path_property_arbitrary_unicode(fitted: Pipeline, names: list[str]) -> None:
+    scorer = FastScorer.from_pipeline(fitted)
+    expected = fitted.predict_proba(names)
+    np.testing.assert_allclose(scorer.predict_proba_many(names), expected, rtol=0, atol=1e-9)
+    for name, row in zip(names, expected, strict=True):
+        np.testing.assert_allclose(scorer.predict_proba_one(name), row, rtol=0, atol=1e-9)
+
+
+def test_unsupported_classifier_raises(
+    split: tuple[list[str], list[str], list[str], list[str]],
+) -> None:
+    x_tr, _, y_tr, _ = split
+    pipe = Pipeline([("features", build_features()), ("clf", MultinomialNB())]).fit(x_tr, y_tr)
+    with pytest.raises(UnsupportedPipelineError, match="MultinomialNB"):
+        FastScorer.from_pipeline(pipe)
+
+
+def test_unsupported_calibration_method_raises(
+    split: tuple[list[str], list[str], list[str], list[str]],
+) -> None:
+    x_tr, _, y_tr, _ = split
+    clf = CalibratedClassifierCV(LinearSVC(), method="isotonic", cv=3)
+    pipe = Pipeline([("features", build_features()), ("clf", clf)]).fit(x_tr, y_tr)
+    with pytest.raises(UnsupportedPipelineError, match="isotonic"):
+        FastScorer.from_pipeline(pipe)
+
+
+def test_unsupported_stop_words_raise(
+    split: tuple[list[str], list[str], list[str], list[str]],
+) -> None:
+    x_tr, _, y_tr, _ = split
+    pipe = build_pipeline(DEFAULT_ALGORITHM, {"features__word__stop_words": ["susu"]})
+    pipe.fit(x_tr, y_tr)
+    with pytest.raises(UnsupportedPipelineError, match="stop_words"):
+        FastScorer.from_pipeline(pipe)
+
+
+def test_unfitted_pipeline_raises() -> None:
+    with pytest.raises(UnsupportedPipelineError):
+        FastScorer.from_pipeline(build_pipeline())

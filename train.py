@@ -1,0 +1,186 @@
+"""Train a product-category model, record it as a new version and (by default) activate it.
+
+    python train.py                       # data/products.csv, default algorithm
+    python train.py --data data/new.csv --algorithm logistic_regression --no-activate
+
+Running servers pick up an activated version within a few seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from app.core.config import ConfigurationError, Settings, load_settings
+from app.db.migrations import upgrade_database
+from app.db.session import create_db_engine, create_session_factory
+from app.ml.dataset import SHIPPED_DATASET, Dataset, DatasetError, read_csv
+from app.ml.pipeline import ALGORITHMS, DEFAULT_ALGORITHM
+from app.services.models import ModelRegistry, SavedVersion
+from app.services.training import (
+    DEFAULT_TEST_SIZE,
+    STAGES,
+    TrainedModel,
+    TrainingError,
+    fit_model,
+)
+
+
+def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="train.py",
+        description="Train a model from a product_name,category CSV and register it as "
+        "the next version (v1.0.0, v1.0.1, ...).",
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=SHIPPED_DATASET,
+        help="CSV with product_name and category columns (default: the shipped data/products.csv)",
+    )
+    parser.add_argument(
+        "--algorithm",
+        choices=ALGORITHMS,
+        default=DEFAULT_ALGORITHM,
+        help="classifier (default: %(default)s; docs/model.md compares them)",
+    )
+    parser.add_argument(
+        "--test-size",
+        type=float,
+        default=DEFAULT_TEST_SIZE,
+        help="share of rows held out for evaluation, stratified (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-activate",
+        action="store_true",
+        help="record the version without making it the one that serves",
+    )
+    return parser.parse_args(argv)
+
+
+class StageDisplay:
+    """One line per training stage with a spinner while it runs and its time when done."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._tasks = {
+            stage: progress.add_task(stage, total=1, start=False, visible=False) for stage in STAGES
+        }
+        self._current: str | None = None
+
+    def __call__(self, stage: str) -> None:
+        self.finish()
+        task = self._tasks[stage]
+        self._progress.update(task, visible=True)
+        self._progress.start_task(task)
+        self._current = stage
+
+    def finish(self, *, failed: bool = False) -> None:
+        if self._current is not None:
+            task = self._tasks[self._current]
+            if failed:
+                self._progress.update(task, description=f"{self._current} [red]failed")
+            else:
+                self._progress.update(task, completed=1)
+            self._progress.stop_task(task)
+            self._current = None
+
+
+@contextmanager
+def stage_display(console: Console) -> Iterator[StageDisplay]:
+    progress = Progress(
+        SpinnerColumn(finished_text="[green]✓"),
+        TextColumn("{task.description:<16}"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    with progress:
+        display = StageDisplay(progress)
+        try:
+            yield display
+        except BaseException:
+            display.finish(failed=True)
+            raise
+        display.finish()
+
+
+def metrics_tables(trained: TrainedModel, saved: SavedVersion) -> list[Table]:
+    m: dict[str, Any] = trained.metrics
+    summary = Table(title=f"{saved.version} ({trained.algorithm}) on the hold-out set")
+    summary.add_column("metric")
+    summary.add_column("value", justify="right")
+    summary.add_row("rows (train / test)", f"{m['train_rows']} / {m['n_samples']}")
+    summary.add_row("categories", str(len(trained.classes)))
+    summary.add_row("accuracy", f"{m['accuracy']:.4f}")
+    summary.add_row("macro-F1", f"{m['macro_f1']:.4f}")
+    summary.add_row("weighted-F1", f"{m['weighted_f1']:.4f}")
+    summary.add_row("calibration error (ECE, 15 bins)", f"{m['ece']:.4f}")
+    per_class = Table(title="Per category")
+    for column in ("category", "precision", "recall", "F1", "support"):
+        per_class.add_column(column, justify="left" if column == "category" else "right")
+    for label, row in sorted(m["per_class"].items()):
+        per_class.add_row(
+            label,
+            f"{row['precision']:.3f}",
+            f"{row['recall']:.3f}",
+            f"{row['f1']:.3f}",
+            str(row["support"]),
+        )
+    return [summary, per_class]
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings()
+    except ConfigurationError as exc:
+        print(f"train.py: {exc}", file=sys.stderr)
+        return 1
+    args = parse_args(argv, settings)
+    out = Console()
+    err = Console(stderr=True)
+
+    engine = create_db_engine(settings.database_url)
+    try:
+        upgrade_database(engine)
+        sessions = create_session_factory(engine)
+        started = time.perf_counter()
+        with stage_display(err) as display:
+            display("load")
+            dataset: Dataset = read_csv(args.data)
+            trained = fit_model(
+                dataset, algorithm=args.algorithm, test_size=args.test_size, progress=display
+            )
+            display("save")
+            with sessions() as session:
+                saved = ModelRegistry(session, settings.model_dir).save(
+                    trained, activate=not args.no_activate
+                )
+    except (DatasetError, TrainingError) as exc:
+        print(f"train.py: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+
+    for table in metrics_tables(trained, saved):
+        out.print(table)
+    state = "active" if saved.is_active else "not activated (--no-activate)"
+    out.print(
+        f"Saved {saved.version}: {len(dataset)} rows, {len(trained.classes)} categories, "
+        f"{time.perf_counter() - started:.1f} s, {state}."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
