@@ -51,7 +51,11 @@ class LiveServer:
 
 
 def start_server(
-    tmp: Path, extra_env: dict[str, str] | None = None, *, train_first: bool = False
+    tmp: Path,
+    extra_env: dict[str, str] | None = None,
+    *,
+    train_first: bool = False,
+    workers: int = 1,
 ) -> tuple[subprocess.Popen[bytes], LiveServer]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -89,6 +93,8 @@ def start_server(
             "127.0.0.1",
             "--port",
             str(port),
+            "--workers",
+            str(workers),
         ],
         env=env,
         cwd=tmp,
@@ -204,3 +210,45 @@ def test_secrets_and_tokens_never_reach_the_log(live_server: LiveServer) -> None
     assert "wrong-guess-123" not in log
     assert token["access_token"] not in log
     assert TEST_SECRET_KEY not in log
+
+
+def test_every_worker_serves_a_new_version_within_5_seconds(
+    tmp_path: Path,
+) -> None:
+    process, server = start_server(
+        tmp_path, {"MODEL_REFRESH_SECONDS": "1"}, train_first=True, workers=2
+    )
+    try:
+        assert server.cli("add", "Swapper", "swapper", "swapper-secret-1").returncode == 0
+        token = httpx.post(
+            f"{server.url}/auth/token",
+            data={"grant_type": "client_credentials"},
+            auth=("swapper", "swapper-secret-1"),
+        ).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+
+        def served_version() -> str:
+            # A new connection per request lets the kernel spread them over workers.
+            response = httpx.post(f"{server.url}/predict/", json=PREDICT, headers=headers)
+            assert response.status_code == 200, response.text
+            return str(response.json()["model_version"])
+
+        assert {served_version() for _ in range(20)} == {"v1.0.0"}
+        retrain = subprocess.run(
+            [sys.executable, str(REPO_ROOT / "train.py"), "--algorithm", "logistic_regression"],
+            env=server.env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert retrain.returncode == 0, retrain.stderr
+        activated = time.monotonic()
+        # Requests during the swap all succeed (served_version asserts 200).
+        while time.monotonic() - activated < 5:
+            served_version()
+            time.sleep(0.02)
+        assert {served_version() for _ in range(60)} == {"v1.0.1"}
+    finally:
+        process.terminate()
+        process.wait(timeout=15)

@@ -42,7 +42,9 @@ oauth2_scheme = OAuth2(
 )
 
 
-def get_container(request: Request) -> ServiceContainer:
+# Async although they do no I/O: FastAPI runs plain `def` dependencies in a
+# worker thread, a hop that costs more than everything these functions do.
+async def get_container(request: Request) -> ServiceContainer:
     """The per-process services built in the lifespan."""
     container: ServiceContainer = request.app.state.services
     return container
@@ -51,7 +53,7 @@ def get_container(request: Request) -> ServiceContainer:
 ContainerDep = Annotated[ServiceContainer, Depends(get_container)]
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The settings the app was created with."""
     settings: Settings = request.app.state.settings
     return settings
