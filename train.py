@@ -22,18 +22,14 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from app.core.config import ConfigurationError, Settings, load_settings
+from app.core.errors import Conflict
 from app.db.migrations import upgrade_database
+from app.db.models import TrainingJob
 from app.db.session import create_db_engine, create_session_factory
-from app.ml.dataset import SHIPPED_DATASET, Dataset, DatasetError, read_csv
+from app.ml.dataset import SHIPPED_DATASET, DatasetError, read_csv
 from app.ml.pipeline import ALGORITHMS, DEFAULT_ALGORITHM
-from app.services.models import ModelRegistry, SavedVersion
-from app.services.training import (
-    DEFAULT_TEST_SIZE,
-    STAGES,
-    TrainedModel,
-    TrainingError,
-    fit_model,
-)
+from app.services.jobs import TrainingJobService, TrainingPlan, execute_job
+from app.services.training import DEFAULT_TEST_SIZE, STAGES, TrainingError
 
 
 def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace:
@@ -114,13 +110,13 @@ def stage_display(console: Console) -> Iterator[StageDisplay]:
         display.finish()
 
 
-def metrics_tables(trained: TrainedModel, saved: SavedVersion) -> list[Table]:
-    m: dict[str, Any] = trained.metrics
-    summary = Table(title=f"{saved.version} ({trained.algorithm}) on the hold-out set")
+def metrics_tables(job: TrainingJob) -> list[Table]:
+    m: dict[str, Any] = job.metrics or {}
+    summary = Table(title=f"{job.produced_version} ({job.algorithm}) on the hold-out set")
     summary.add_column("metric")
     summary.add_column("value", justify="right")
     summary.add_row("rows (train / test)", f"{m['train_rows']} / {m['n_samples']}")
-    summary.add_row("categories", str(len(trained.classes)))
+    summary.add_row("categories", str(len(m["per_class"])))
     summary.add_row("accuracy", f"{m['accuracy']:.4f}")
     summary.add_row("macro-F1", f"{m['macro_f1']:.4f}")
     summary.add_row("weighted-F1", f"{m['weighted_f1']:.4f}")
@@ -157,26 +153,38 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         with stage_display(err) as display:
             display("load")
-            dataset: Dataset = read_csv(args.data)
-            trained = fit_model(
-                dataset, algorithm=args.algorithm, test_size=args.test_size, progress=display
+            # Checked here as well as in the job so bad data costs no job record.
+            read_csv(args.data).validate_for_training(args.test_size)
+            plan = TrainingPlan(
+                data_file=str(args.data.resolve()),
+                data_path=str(args.data),
+                algorithm=args.algorithm,
+                params={},
+                grid={},
+                include_base_data=False,
+                include_feedback=False,
+                activate=not args.no_activate,
+                test_size=args.test_size,
             )
-            display("save")
             with sessions() as session:
-                saved = ModelRegistry(session, settings.model_dir).save(
-                    trained, activate=not args.no_activate
+                # The same one-job-at-a-time rule as POST /training/.
+                job = TrainingJobService(session, settings).create(
+                    plan, source="cli", requested_by=None
                 )
-    except (DatasetError, TrainingError) as exc:
+            job = execute_job(sessions, settings, job.job_id, progress=display)
+            if job.status != "succeeded":
+                raise TrainingError(job.error or "training failed")
+    except (DatasetError, TrainingError, Conflict) as exc:
         print(f"train.py: {exc}", file=sys.stderr)
         return 1
     finally:
         engine.dispose()
 
-    for table in metrics_tables(trained, saved):
+    for table in metrics_tables(job):
         out.print(table)
-    state = "active" if saved.is_active else "not activated (--no-activate)"
+    state = "active" if job.activated else f"not activated ({job.message})"
     out.print(
-        f"Saved {saved.version}: {len(dataset)} rows, {len(trained.classes)} categories, "
+        f"Saved {job.produced_version}: {job.data_rows} rows, "
         f"{time.perf_counter() - started:.1f} s, {state}."
     )
     return 0

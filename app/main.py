@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.errors import add_exception_handlers
 from app.api.main import api_router
+from app.api.middleware import BodySizeLimit
 from app.core.config import Settings, load_settings
 from app.core.logging import configure_logging
 from app.services.container import ServiceContainer
@@ -36,7 +37,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = ServiceContainer.build(settings)
         services.revocation.refresh()
-        services.predictions.sync()
+        # Also fails jobs whose process died while no server was running.
+        services.housekeeping()
         app.state.services = services
         follower = asyncio.create_task(_follow_active_model(services, settings))
         logger.info("garoupa started", extra={"environment": settings.environment.value})
@@ -58,19 +60,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     add_exception_handlers(app)
+    app.add_middleware(BodySizeLimit, limit_for=_body_limits(settings))
     app.include_router(api_router)
     return app
 
 
+def _body_limits(settings: Settings) -> Callable[[str], int]:
+    # Multipart framing adds a few hundred bytes around the CSV itself.
+    upload_limit = settings.max_upload_bytes + 64 * 1024
+
+    def limit_for(path: str) -> int:
+        return upload_limit if path.startswith("/datasets") else settings.max_request_bytes
+
+    return limit_for
+
+
 async def _follow_active_model(services: ServiceContainer, settings: Settings) -> None:
-    """Poll the registry's active pointer and swap models off the event loop."""
+    """Poll the registry (active model, dead jobs) off the event loop."""
     while True:
         await asyncio.sleep(settings.model_refresh_seconds)
         try:
-            await run_in_threadpool(services.predictions.sync)
+            await run_in_threadpool(services.housekeeping)
         except Exception:
             # A database hiccup must not end the follower; the next tick retries.
-            logger.exception("active model check failed")
+            logger.exception("registry check failed")
 
 
 app = create_app()

@@ -10,13 +10,18 @@ from fastapi.responses import JSONResponse
 
 from app.core.errors import (
     BackendUnavailable,
+    BadRequest,
+    Conflict,
+    GaroupaError,
     InsufficientScope,
     InvalidClient,
     InvalidToken,
     ModelNotReady,
     NotAuthenticated,
+    NotFound,
     OAuthError,
     TooManyAttempts,
+    Unprocessable,
 )
 
 logger = logging.getLogger(__name__)
@@ -91,6 +96,20 @@ async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": exc.message}, status_code=503, headers={"Retry-After": "5"})
 
 
+_PLAIN_STATUS: dict[type[GaroupaError], int] = {
+    BadRequest: 400,
+    NotFound: 404,
+    Conflict: 409,
+    Unprocessable: 422,
+}
+
+
+async def _plain(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, GaroupaError)
+    status = next(code for kind, code in _PLAIN_STATUS.items() if isinstance(exc, kind))
+    return JSONResponse({"detail": exc.message}, status_code=status)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     # Never a stack trace in a response; the log has it.
     logger.error(
@@ -107,4 +126,6 @@ def add_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InsufficientScope, _insufficient_scope)
     app.add_exception_handler(BackendUnavailable, _unavailable)
     app.add_exception_handler(ModelNotReady, _unavailable)
+    for kind in _PLAIN_STATUS:
+        app.add_exception_handler(kind, _plain)
     app.add_exception_handler(Exception, _unexpected)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.routes import auth, predict
+from app.api.routes import auth, datasets, feedback, models, predict, training
 
 api_router = APIRouter()
 api_router.include_router(auth.router)
 api_router.include_router(predict.router)
+api_router.include_router(training.router)
+api_router.include_router(datasets.router)
+api_router.include_router(models.router)
+api_router.include_router(feedback.router)

@@ -64,6 +64,14 @@ class Settings(BaseSettings):
     # activation reaches every worker within this many seconds plus a load.
     model_refresh_seconds: float = Field(default=1.0, gt=0, le=4)
 
+    # A trained version scoring below this macro-F1 on its hold-out is recorded but
+    # not activated, so a bad upload cannot replace a good model.
+    min_macro_f1: float = Field(default=0.0, ge=0, le=1)
+    # Largest request body anywhere else (JSON); 413 above.
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Largest CSV accepted by POST /datasets/.
+    max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+
     auth_failure_limit: str = "10/5minutes"
     auth_failure_limit_per_address: str = "30/5minutes"
     redis_url: str | None = None

@@ -102,3 +102,19 @@ class ModelNotReady(GaroupaError):
         "(or POST /training/), then retry.",
     ) -> None:
         super().__init__(message)
+
+
+class NotFound(GaroupaError):
+    """A resource the request names does not exist (404)."""
+
+
+class BadRequest(GaroupaError):
+    """A request that is well-formed JSON but asks for something not allowed (400)."""
+
+
+class Conflict(GaroupaError):
+    """The request collides with the current state, e.g. a job already running (409)."""
+
+
+class Unprocessable(GaroupaError):
+    """Content that cannot be used, e.g. a CSV without the needed columns (422)."""

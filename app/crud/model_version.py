@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Row, select, update
 from sqlalchemy.orm import Session
 
-from app.db.models import ModelVersion
+from app.db.models import ModelVersion, TrainingJob
 
 _VERSION = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
 
@@ -25,8 +25,13 @@ def version_key(version: str) -> tuple[int, int, int]:
 
 
 def next_version(session: Session) -> str:
-    """The version after the highest one recorded: v1.0.0, v1.0.1, ..."""
-    versions = session.scalars(select(ModelVersion.version)).all()
+    """The version after the highest one recorded or reserved by a job: v1.0.0, v1.0.1, ..."""
+    # Numbers reserved by jobs that failed are never reused, so a version name
+    # always means one thing in logs and job histories.
+    versions = [
+        *session.scalars(select(ModelVersion.version)),
+        *session.scalars(select(TrainingJob.new_model_version)),
+    ]
     if not versions:
         return "v1.0.0"
     major, minor, patch = max(version_key(v) for v in versions)
@@ -70,9 +75,7 @@ def create_version(session: Session, **values: Any) -> ModelVersion:
 def set_active(session: Session, version: str, now: datetime) -> None:
     """Make `version` the only active one (both statements in the caller's transaction)."""
     # Clear first: the partial unique index allows one active row at any instant.
-    session.execute(
-        update(ModelVersion).where(ModelVersion.is_active).values(is_active=False)
-    )
+    session.execute(update(ModelVersion).where(ModelVersion.is_active).values(is_active=False))
     session.execute(
         update(ModelVersion)
         .where(ModelVersion.version == version)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Index, Integer, String, true
+from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, UTCDateTime
@@ -66,3 +66,55 @@ class ModelVersion(Base):
             postgresql_where=is_active == true(),
         ),
     )
+
+
+class TrainingJob(Base):
+    """One training run, from the API or train.py; its state is what every worker reports."""
+
+    __tablename__ = "training_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(36), unique=True)
+    # 1 while queued or running, NULL once finished: the unique constraint lets the
+    # database itself refuse a second open job, across workers and replicas.
+    open_slot: Mapped[int | None] = mapped_column(Integer, unique=True, default=1)
+    status: Mapped[str] = mapped_column(String(16))
+    stage: Mapped[str | None] = mapped_column(String(32), default=None)
+    percent: Mapped[float] = mapped_column(Float, default=0.0)
+    source: Mapped[str] = mapped_column(String(16))
+    requested_by: Mapped[str | None] = mapped_column(String(128), default=None)
+    # Reserved when the job is created, so the 202 answer can name it.
+    new_model_version: Mapped[str] = mapped_column(String(32), unique=True)
+    base_version: Mapped[str | None] = mapped_column(String(32), default=None)
+    data_path: Mapped[str | None] = mapped_column(String(500), default=None)
+    algorithm: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON)
+    host: Mapped[str | None] = mapped_column(String(255), default=None)
+    pid: Mapped[int | None] = mapped_column(Integer, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    message: Mapped[str | None] = mapped_column(Text, default=None)
+    data_rows: Mapped[int | None] = mapped_column(Integer, default=None)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    best_params: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    cv_results: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, default=None)
+    produced_version: Mapped[str | None] = mapped_column(String(32), default=None)
+    activated: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Feedback(Base):
+    """A ground-truth label for a product name, with the prediction it corrects."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    product_name: Mapped[str] = mapped_column(String(300))
+    category: Mapped[str] = mapped_column(String(100))
+    predicted_category: Mapped[str | None] = mapped_column(String(100), default=None)
+    model_version: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
+    client_id: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

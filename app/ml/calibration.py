@@ -26,9 +26,9 @@ def score_matrix(decision: np.ndarray) -> np.ndarray:
     return scores.reshape(-1, 1) if scores.ndim == 1 else scores
 
 
-def _expand_binary(coef: np.ndarray, intercept: np.ndarray, n_classes: int) -> tuple[
-    np.ndarray, np.ndarray
-]:
+def _expand_binary(
+    coef: np.ndarray, intercept: np.ndarray, n_classes: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Turn a one-logit binary map into a two-column softmax map (column 0 fixed at 0)."""
     if n_classes != 2 or coef.shape[1] == 2:
         return coef, intercept
@@ -37,9 +37,9 @@ def _expand_binary(coef: np.ndarray, intercept: np.ndarray, n_classes: int) -> t
     return np.hstack([zeros, coef]), np.concatenate([[0.0], intercept])
 
 
-def _fit_temperature(scores: np.ndarray, y: np.ndarray, n_classes: int) -> tuple[
-    np.ndarray, np.ndarray
-]:
+def _fit_temperature(
+    scores: np.ndarray, y: np.ndarray, n_classes: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Fit one inverse temperature by minimising the multinomial log loss."""
     if n_classes == 2:
         # Binary: a single score s maps to logits [0, t * s].

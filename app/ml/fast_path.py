@@ -105,8 +105,10 @@ def _extract_blocks(features: Any) -> tuple[list[_Block], int]:
     """Translate a TfidfVectorizer or a FeatureUnion of them into blocks and total width."""
     if isinstance(features, TfidfVectorizer):
         return [_block_from_vectorizer(features, 0, 1.0, "features")], len(features.vocabulary_)
-    _check(isinstance(features, FeatureUnion), "the 'features' step must be a FeatureUnion "
-           "or TfidfVectorizer")
+    _check(
+        isinstance(features, FeatureUnion),
+        "the 'features' step must be a FeatureUnion or TfidfVectorizer",
+    )
     weights = features.transformer_weights or {}
     blocks: list[_Block] = []
     offset = 0
@@ -216,9 +218,7 @@ class FastScorer:
                 _check(len(member.calibrators) == width, "calibrator count mismatch")
                 a = np.array([float(np.asarray(c.a_).ravel()[0]) for c in member.calibrators])
                 b = np.array([float(np.asarray(c.b_).ravel()[0]) for c in member.calibrators])
-                members.append(
-                    _SigmoidMember(np.arange(start, start + width), a, b, class_idx)
-                )
+                members.append(_SigmoidMember(np.arange(start, start + width), a, b, class_idx))
                 cols.append(coef_t)
                 biases.append(intercept)
                 start += width

@@ -74,9 +74,7 @@ def build_features() -> FeatureUnion:
 
 def _build_classifier(algorithm: str) -> ClassifierMixin:
     if algorithm == DEFAULT_ALGORITHM:
-        return CalibratedLinearSVC(
-            C=0.5, calibration="matrix", cv=5, random_state=RANDOM_STATE
-        )
+        return CalibratedLinearSVC(C=0.5, calibration="matrix", cv=5, random_state=RANDOM_STATE)
     if algorithm == "linear_svc_calibrated":
         return CalibratedClassifierCV(
             LinearSVC(C=0.5, random_state=RANDOM_STATE, max_iter=2000),
@@ -86,8 +84,9 @@ def _build_classifier(algorithm: str) -> ClassifierMixin:
     if algorithm == "logistic_regression":
         return LogisticRegression(C=20.0, max_iter=2000)
     if algorithm == "sgd_log_loss":
-        return SGDClassifier(loss="log_loss", alpha=2e-6, max_iter=50, tol=1e-4,
-                             random_state=RANDOM_STATE)
+        return SGDClassifier(
+            loss="log_loss", alpha=2e-6, max_iter=50, tol=1e-4, random_state=RANDOM_STATE
+        )
     raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {ALGORITHMS}")
 
 

@@ -14,6 +14,7 @@ from app.core.security import build_secret_hasher
 from app.db.migrations import upgrade_database
 from app.db.session import create_db_engine, create_session_factory
 from app.services.clients import ClientService
+from app.services.jobs import TrainingJobService, launch_job
 from app.services.login_guard import LoginGuard
 from app.services.models import ModelRegistry
 from app.services.prediction import PredictionService
@@ -67,6 +68,20 @@ class ServiceContainer:
     def model_registry(self, session: Session) -> ModelRegistry:
         """A ModelRegistry bound to `session`."""
         return ModelRegistry(session, self.settings.model_dir)
+
+    def jobs(self, session: Session) -> TrainingJobService:
+        """A TrainingJobService bound to `session`."""
+        return TrainingJobService(session, self.settings)
+
+    def launch(self, job_id: str) -> None:
+        """Start a created job in its own process."""
+        launch_job(self.sessions, self.settings, job_id)
+
+    def housekeeping(self) -> None:
+        """Periodic per-worker work: follow the active model, fail dead training jobs."""
+        self.predictions.sync()
+        with self.sessions() as session:
+            self.jobs(session).reap()
 
     def close(self) -> None:
         """Release database connections."""

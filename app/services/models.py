@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.core.errors import NotFound
 from app.crud import model_version as crud
 from app.db.models import ModelVersion
 from app.ml.artifacts import ArtifactError, library_versions, save_artifact, sha256_file
@@ -24,7 +25,7 @@ logger = logging.getLogger(__name__)
 _VERSION_ATTEMPTS = 5
 
 
-class ModelVersionNotFound(LookupError):
+class ModelVersionNotFound(NotFound):
     """No version with this name is registered."""
 
     def __init__(self, version: str) -> None:
@@ -102,7 +103,7 @@ class ModelRegistry:
                     data_rows=len(trained.dataset),
                     data_sha256=trained.dataset.sha256,
                     data_sources=trained.dataset.sources,
-                    metrics={**trained.metrics, "timings": trained.timings},
+                    metrics=_recorded_metrics(trained),
                     library_versions=library_versions(),
                     created_at=datetime.now(UTC),
                 )
@@ -136,3 +137,9 @@ class ModelRegistry:
         logger.info("model version activated", extra={"version": version})
         return row
 
+
+def _recorded_metrics(trained: TrainedModel) -> dict[str, object]:
+    metrics: dict[str, object] = {**trained.metrics, "timings": trained.timings}
+    if trained.best_params is not None:
+        metrics["search"] = {"best_params": trained.best_params, "cv_results": trained.cv_results}
+    return metrics

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import Pipeline
 
 from app.ml.dataset import Dataset
@@ -30,6 +31,16 @@ STAGES: dict[str, float] = {
     "verify": 0.02,
     "save": 0.05,
 }
+# With a parameter grid, cross-validated search replaces vectorise + fit.
+SEARCH_STAGES: dict[str, float] = {
+    "load": 0.01,
+    "search": 0.90,
+    "evaluate": 0.04,
+    "verify": 0.01,
+    "save": 0.04,
+}
+SEARCH_FOLDS = 3
+MAX_GRID_CANDIDATES = 60
 DEFAULT_TEST_SIZE = 0.2
 SPLIT_SEED = 42
 # The fast path must reproduce predict_proba to this absolute tolerance.
@@ -42,10 +53,10 @@ def _no_progress(_stage: str) -> None:
     return None
 
 
-def stage_percent(stage: str) -> float:
+def stage_percent(stage: str, plan: dict[str, float] = STAGES) -> float:
     """Overall percent done when `stage` starts."""
     done = 0.0
-    for name, share in STAGES.items():
+    for name, share in plan.items():
         if name == stage:
             return round(100 * done, 1)
         done += share
@@ -66,6 +77,8 @@ class TrainedModel:
     dataset: Dataset
     metrics: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
+    best_params: dict[str, Any] | None = None
+    cv_results: list[dict[str, Any]] | None = None
 
     @property
     def classes(self) -> list[str]:
@@ -78,13 +91,16 @@ def fit_model(
     *,
     algorithm: str = DEFAULT_ALGORITHM,
     params: dict[str, Any] | None = None,
+    grid: dict[str, list[Any]] | None = None,
     test_size: float = DEFAULT_TEST_SIZE,
     progress: Progress = _no_progress,
 ) -> TrainedModel:
     """Fit on a stratified split and evaluate on the held-out part.
 
     The served model is the one fitted on the training part, so the hold-out
-    metrics describe exactly what answers requests.
+    metrics describe exactly what answers requests. With a `grid`, the
+    candidates are compared by cross-validated macro-F1 on the training part
+    only (GridSearchCV) and the best one, refitted, is what gets evaluated.
     """
     if algorithm not in ALGORITHMS:
         choices = ", ".join(ALGORITHMS)
@@ -102,16 +118,42 @@ def fit_model(
         dataset.texts, dataset.labels, test_size=test_size, seed=SPLIT_SEED
     )
 
-    progress("vectorise")
-    started = time.perf_counter()
-    features = pipeline.named_steps["features"]
-    matrix = features.fit_transform(x_train)
-    timings["vectorise"] = time.perf_counter() - started
+    best_params: dict[str, Any] | None = None
+    cv_results: list[dict[str, Any]] | None = None
+    if grid:
+        progress("search")
+        started = time.perf_counter()
+        search = GridSearchCV(
+            pipeline,
+            grid,
+            scoring="f1_macro",
+            cv=StratifiedKFold(SEARCH_FOLDS, shuffle=True, random_state=SPLIT_SEED),
+            n_jobs=1,
+            refit=True,
+            error_score="raise",
+        )
+        try:
+            search.fit(x_train, y_train)
+        except ValueError as exc:
+            raise TrainingError(f"parameter search failed: {exc}") from None
+        pipeline = search.best_estimator_
+        best_params = {k: _jsonable(v) for k, v in search.best_params_.items()}
+        cv_results = _summarise_search(search.cv_results_)
+        timings["search"] = time.perf_counter() - started
+    else:
+        progress("vectorise")
+        started = time.perf_counter()
+        features = pipeline.named_steps["features"]
+        matrix = features.fit_transform(x_train)
+        timings["vectorise"] = time.perf_counter() - started
 
-    progress("fit + calibrate")
-    started = time.perf_counter()
-    pipeline.named_steps["clf"].fit(matrix, y_train)
-    timings["fit + calibrate"] = time.perf_counter() - started
+        progress("fit + calibrate")
+        started = time.perf_counter()
+        try:
+            pipeline.named_steps["clf"].fit(matrix, y_train)
+        except ValueError as exc:
+            raise TrainingError(f"fit failed: {exc}") from None
+        timings["fit + calibrate"] = time.perf_counter() - started
 
     progress("evaluate")
     started = time.perf_counter()
@@ -128,11 +170,33 @@ def fit_model(
     return TrainedModel(
         pipeline=pipeline,
         algorithm=algorithm,
-        params=_effective_params(pipeline, params),
+        params=_effective_params(pipeline, {**(params or {}), **(best_params or {})}),
         dataset=dataset,
         metrics=metrics,
         timings=timings,
+        best_params=best_params,
+        cv_results=cv_results,
     )
+
+
+def _summarise_search(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One entry per candidate: its params and cross-validated macro-F1, best first."""
+    rows = [
+        {
+            "params": {k: _jsonable(v) for k, v in params.items()},
+            "mean_macro_f1": float(mean),
+            "std_macro_f1": float(std),
+            "rank": int(rank),
+        }
+        for params, mean, std, rank in zip(
+            results["params"],
+            results["mean_test_score"],
+            results["std_test_score"],
+            results["rank_test_score"],
+            strict=True,
+        )
+    ]
+    return sorted(rows, key=lambda row: row["rank"])
 
 
 def verify_fast_path(pipeline: Pipeline, texts: list[str]) -> float | None:

@@ -1,0 +1,52 @@
+"""Dataset upload (scope `train`)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from app.api.deps import ContainerDep, TrainScope
+from app.api.middleware import BodyTooLarge
+from app.schemas.errors import BearerErrorResponse, ErrorResponse
+from app.schemas.training import DatasetOut
+from app.services.datasets import store_upload
+
+router = APIRouter(prefix="/datasets", tags=["training"])
+
+
+@router.post(
+    "/",
+    status_code=201,
+    response_model=DatasetOut,
+    summary="Upload a training CSV",
+    responses={
+        401: {"model": BearerErrorResponse, "description": "Missing, invalid or revoked token."},
+        403: {"model": BearerErrorResponse, "description": "Token lacks the `train` scope."},
+        413: {"model": ErrorResponse, "description": "Larger than MAX_UPLOAD_BYTES."},
+        422: {"description": "Not UTF-8, wrong columns, or too little data per category."},
+    },
+)
+@router.post("", status_code=201, response_model=DatasetOut, include_in_schema=False)
+async def upload_dataset(
+    file: Annotated[UploadFile, File(description="CSV: product_name,category (UTF-8).")],
+    _: TrainScope,
+    services: ContainerDep,
+) -> DatasetOut:
+    """Store a CSV under the data directory; pass the returned `data_path` to POST /training/."""
+    limit = services.settings.max_upload_bytes
+    # The middleware bounds the whole multipart body; this bounds the file exactly.
+    data = await file.read(limit + 1)
+    if len(data) > limit:
+        raise BodyTooLarge(limit)
+    stored = await run_in_threadpool(store_upload, services.settings.data_dir, data, file.filename)
+    return DatasetOut(
+        data_path=stored.data_path,
+        rows=stored.rows,
+        categories=len(stored.class_counts),
+        class_counts=stored.class_counts,
+        dropped_rows=stored.dropped_rows,
+        size_bytes=stored.size_bytes,
+        sha256=stored.sha256,
+    )

@@ -1,0 +1,142 @@
+"""Retraining routes (scope `train`): start a job, follow it, list jobs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from app.api.deps import ContainerDep, TrainScope
+from app.core.errors import BackendUnavailable
+from app.db.models import TrainingJob
+from app.schemas.errors import BearerErrorResponse, ErrorResponse
+from app.schemas.training import (
+    TrainingAccepted,
+    TrainingJobList,
+    TrainingJobOut,
+    TrainingRequest,
+)
+from app.services.jobs import mark_failed
+
+router = APIRouter(prefix="/training", tags=["training"])
+
+_AUTH_ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": BearerErrorResponse, "description": "Missing, invalid or revoked token."},
+    403: {"model": BearerErrorResponse, "description": "Token lacks the `train` scope."},
+}
+
+
+def job_out(job: TrainingJob) -> TrainingJobOut:
+    """The API view of a job row."""
+    duration = None
+    if job.started_at is not None and job.finished_at is not None:
+        duration = round((job.finished_at - job.started_at).total_seconds(), 3)
+    options = {k: v for k, v in job.options.items() if k not in ("data_file", "params", "grid")}
+    return TrainingJobOut(
+        job_id=job.job_id,
+        status=job.status,
+        stage=job.stage,
+        percent=job.percent,
+        source=job.source,
+        requested_by=job.requested_by,
+        new_model_version=job.new_model_version,
+        base_version=job.base_version,
+        data_path=job.data_path,
+        algorithm=job.algorithm,
+        params=job.params,
+        options=options,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        duration_seconds=duration,
+        data_rows=job.data_rows,
+        metrics=job.metrics,
+        best_params=job.best_params,
+        cv_results=job.cv_results,
+        produced_version=job.produced_version,
+        activated=job.activated,
+        message=job.message,
+        error=job.error,
+    )
+
+
+@router.post(
+    "/",
+    status_code=202,
+    response_model=TrainingAccepted,
+    summary="Start a training job",
+    responses={
+        **_AUTH_ERRORS,
+        400: {"model": ErrorResponse, "description": "Path outside the data directory."},
+        404: {"model": ErrorResponse, "description": "Data file not found."},
+        409: {"model": ErrorResponse, "description": "A job is already queued or running."},
+        422: {"description": "Bad options, unreadable CSV, wrong columns or too little data."},
+    },
+)
+@router.post("", status_code=202, response_model=TrainingAccepted, include_in_schema=False)
+def start_training(
+    body: TrainingRequest, client: TrainScope, services: ContainerDep, response: Response
+) -> TrainingAccepted:
+    """Validate the request and its data, then train in a separate process.
+
+    The data is the CSV at `new_data_path` plus, by default, the rows the active
+    version was trained on and every stored feedback label (later rows win for a
+    repeated name). The combined data must allow a stratified split (2+
+    categories, 5+ rows each). Poll `status_url`; the new version serves on every
+    worker within seconds of the job succeeding when `activate` is true.
+    """
+    with services.sessions() as session:
+        jobs = services.jobs(session)
+        plan, _ = jobs.plan(
+            new_data_path=body.new_data_path,
+            algorithm=str(body.algorithm),
+            params=body.params,
+            include_base_data=body.include_base_data,
+            include_feedback=body.include_feedback,
+            activate=body.activate,
+            test_size=body.test_size,
+        )
+        job = jobs.create(plan, source="api", requested_by=client.client_id)
+    try:
+        services.launch(job.job_id)
+    except OSError as exc:
+        with services.sessions() as session:
+            mark_failed(session, job.job_id, f"could not start the training process: {exc}")
+        raise BackendUnavailable("The training process could not be started; retry.") from None
+    status_url = f"/training/{job.job_id}"
+    response.headers["Location"] = status_url
+    return TrainingAccepted(
+        message="Training job started successfully.",
+        new_model_version=job.new_model_version,
+        data_path=job.data_path,
+        job_id=job.job_id,
+        status_url=status_url,
+    )
+
+
+@router.get(
+    "/",
+    response_model=TrainingJobList,
+    summary="List recent training jobs",
+    responses=_AUTH_ERRORS,
+)
+def list_jobs(
+    _: TrainScope,
+    services: ContainerDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> TrainingJobList:
+    """The most recent jobs, newest first."""
+    with services.sessions() as session:
+        return TrainingJobList(jobs=[job_out(j) for j in services.jobs(session).list(limit)])
+
+
+@router.get(
+    "/{job_id}",
+    response_model=TrainingJobOut,
+    summary="A training job's status",
+    responses={**_AUTH_ERRORS, 404: {"model": ErrorResponse, "description": "Unknown job."}},
+)
+def get_job(job_id: str, _: TrainScope, services: ContainerDep) -> TrainingJobOut:
+    """Status, stage and percent, timings, metrics, best params, and the error if it failed."""
+    with services.sessions() as session:
+        return job_out(services.jobs(session).get(job_id))

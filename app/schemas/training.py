@@ -1,0 +1,210 @@
+"""Shapes of the retraining, dataset, model-registry and feedback routes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from app.ml.pipeline import ALGORITHMS, DEFAULT_ALGORITHM
+from app.schemas.prediction import ProductName
+
+Algorithm = StrEnum("Algorithm", {name: name for name in ALGORITHMS})  # type: ignore[misc]
+CategoryName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)
+]
+
+
+class TrainingRequest(BaseModel):
+    """Train a new version from a CSV in the data directory (plus base data and feedback)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"new_data_path": "data/new_training_data.csv"},
+                {
+                    "new_data_path": "uploads/20261124-101500-3f9a1c2e.csv",
+                    "algorithm": "logistic_regression",
+                    "params": {"clf__C": [1.0, 10.0, 30.0]},
+                    "include_base_data": True,
+                    "activate": False,
+                },
+            ]
+        },
+    )
+
+    new_data_path: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=500,
+        description="CSV inside the data directory (a leading `data/` is accepted).",
+    )
+    algorithm: Algorithm = Field(  # type: ignore[valid-type]
+        default=Algorithm(DEFAULT_ALGORITHM), description="Classifier; docs/model.md compares them."
+    )
+    params: dict[str, Any] | None = Field(
+        default=None,
+        description="Pipeline parameters by scikit-learn name. A list is a grid of candidates "
+        "searched with 3-fold cross-validated macro-F1; a single value is fixed.",
+    )
+    include_base_data: bool = Field(
+        default=True, description="Add the rows the active version was trained on."
+    )
+    include_feedback: bool = Field(default=True, description="Add every stored feedback label.")
+    activate: bool = Field(default=True, description="Serve the new version when it is trained.")
+    test_size: float = Field(default=0.2, ge=0.05, le=0.5, description="Stratified hold-out share.")
+
+
+class TrainingAccepted(BaseModel):
+    """A job was created; poll `status_url`."""
+
+    message: str
+    new_model_version: str
+    data_path: str | None
+    job_id: str
+    status_url: str
+
+
+class TrainingJobOut(BaseModel):
+    """A training job's state as any worker reports it."""
+
+    job_id: str
+    status: str = Field(description="queued, running, succeeded or failed")
+    stage: str | None
+    percent: float
+    source: str = Field(description="api or cli")
+    requested_by: str | None
+    new_model_version: str
+    base_version: str | None
+    data_path: str | None
+    algorithm: str
+    params: dict[str, Any]
+    options: dict[str, Any]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_seconds: float | None
+    data_rows: int | None
+    metrics: dict[str, Any] | None
+    best_params: dict[str, Any] | None
+    cv_results: list[dict[str, Any]] | None
+    produced_version: str | None
+    activated: bool
+    message: str | None
+    error: str | None
+
+
+class TrainingJobList(BaseModel):
+    """Recent jobs, newest first."""
+
+    jobs: list[TrainingJobOut]
+
+
+class DatasetOut(BaseModel):
+    """A stored upload, ready to pass as `new_data_path`."""
+
+    data_path: str
+    rows: int
+    categories: int
+    class_counts: dict[str, int]
+    dropped_rows: int
+    size_bytes: int
+    sha256: str
+
+
+class ModelSummary(BaseModel):
+    """One registered version."""
+
+    version: str
+    algorithm: str
+    is_active: bool
+    created_at: datetime
+    activated_at: datetime | None
+    data_rows: int
+    classes: list[str]
+    accuracy: float | None
+    macro_f1: float | None
+    ece: float | None
+
+
+class ModelList(BaseModel):
+    """Every version, newest first."""
+
+    models: list[ModelSummary]
+
+
+class ModelDetail(ModelSummary):
+    """A version with everything the registry records about it."""
+
+    sha256: str
+    params: dict[str, Any]
+    best_params: dict[str, Any] | None
+    metrics: dict[str, Any]
+    data_sha256: str
+    data_sources: list[dict[str, Any]]
+    library_versions: dict[str, str]
+
+
+class ActiveModel(BaseModel):
+    """The classic `/status`: whether a model is trained, and which one serves."""
+
+    trained: bool
+    version: str | None = None
+    serving_version: str | None = Field(
+        default=None, description="What this worker serves now (equal to `version` within 5 s)."
+    )
+    algorithm: str | None = None
+    best_params: dict[str, Any] | None = None
+    params: dict[str, Any] | None = None
+    metrics: dict[str, Any] | None = None
+    classes: list[str] | None = None
+    created_at: datetime | None = None
+    activated_at: datetime | None = None
+    message: str | None = None
+
+
+class FeedbackIn(BaseModel):
+    """A ground-truth label for a product name, and the prediction it corrects."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "product_name": "frisian flag kental manis 370g",
+                    "category": "Susu",
+                    "predicted_category": "Produk Susu Olahan",
+                    "model_version": "v1.0.0",
+                }
+            ]
+        },
+    )
+
+    product_name: ProductName
+    category: CategoryName
+    predicted_category: CategoryName | None = None
+    model_version: str | None = Field(default=None, max_length=32)
+
+
+class FeedbackOut(BaseModel):
+    """A stored feedback label."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    product_name: str
+    category: str
+    predicted_category: str | None
+    model_version: str | None
+    client_id: str
+    created_at: datetime
+
+
+class FeedbackList(BaseModel):
+    """Feedback in arrival order."""
+
+    total: int
+    items: list[FeedbackOut]
