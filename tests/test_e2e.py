@@ -162,11 +162,16 @@ def test_requests_oauthlib_backend_application_client(
     assert_authenticated_call(session.post(f"{live_server.url}/predict/", json=PREDICT))
 
 
-def test_readme_curl_examples_run_as_written(live_server: LiveServer) -> None:
+def readme_block(marker: str, url: str) -> str:
+    """The bash block between `<!-- marker:start -->` and `<!-- marker:end -->`, aimed at url."""
     readme = (REPO_ROOT / "README.md").read_text()
-    section = readme.split("<!-- curl-examples:start -->")[1].split("<!-- curl-examples:end -->")[0]
+    section = readme.split(f"<!-- {marker}:start -->")[1].split(f"<!-- {marker}:end -->")[0]
     script = re.search(r"```bash\n(.*?)```", section, re.S).group(1)  # type: ignore[union-attr]
-    script = script.replace("http://127.0.0.1:8000", live_server.url)
+    return script.replace("http://127.0.0.1:8000", url)
+
+
+def test_readme_curl_examples_run_as_written(live_server: LiveServer) -> None:
+    script = readme_block("curl-examples", live_server.url)
     result = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, timeout=60
     )
@@ -175,6 +180,32 @@ def test_readme_curl_examples_run_as_written(live_server: LiveServer) -> None:
     assert outputs.count('"access_token"') == 2
     assert '"scope":"predict"' in outputs.replace(" ", "")
     assert '"predicted_category":"Susu"' in outputs.replace(" ", "")
+
+
+def test_readme_retraining_examples_run_as_written(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    script = readme_block("curl-examples", live_server.url) + readme_block(
+        "retraining-examples", live_server.url
+    )
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.replace(" ", "")
+    assert '"status":"succeeded"' in out
+    assert '"produced_version":"v1.0.1"' in out
+    assert '"best_params":{"clf__C":' in out
+    assert '"version":"v1.0.0","algorithm"' in out and '"is_active":true' in out
+    assert '"category":"Teh","predicted_category":"MinumanRingan"' in out
+    # The roll-back at the end leaves v1.0.0 serving.
+    with OAuth2Client(CLIENT_ID, CLIENT_SECRET) as oauth:
+        oauth.fetch_token(f"{live_server.url}/auth/token", grant_type="client_credentials")
+        assert_authenticated_call(oauth.post(f"{live_server.url}/predict/", json=PREDICT))
 
 
 def test_cli_deactivation_refuses_token_within_5_seconds(live_server: LiveServer) -> None:
