@@ -180,6 +180,7 @@ class AuthenticatedClient:
 
 
 async def get_current_client(
+    request: Request,
     security_scopes: SecurityScopes,
     authorization: Annotated[str | None, Depends(oauth2_scheme)],
     container: ContainerDep,
@@ -197,6 +198,8 @@ async def get_current_client(
     await container.revocation.ensure_fresh(claims.issued_at)
     if container.revocation.is_revoked(claims.client_id, claims.issued_at):
         raise InvalidToken("The access token has been revoked.")
+    # Read by the request log line; the token itself is never logged.
+    request.state.client_id = claims.client_id
     missing = [scope for scope in security_scopes.scopes if scope not in claims.scopes]
     if missing:
         raise InsufficientScope(missing)

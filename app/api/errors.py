@@ -23,6 +23,7 @@ from app.core.errors import (
     TooManyAttempts,
     Unprocessable,
 )
+from app.core.metrics import TOKEN_REQUESTS
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ def bearer_challenge(**params: str) -> str:
 
 async def _oauth_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, OAuthError)
+    TOKEN_REQUESTS.labels(exc.error_code).inc()
     headers = dict(NO_STORE)
     if isinstance(exc, InvalidClient):
         # RFC 6749 §5.2: 401 with a challenge for the scheme clients authenticate with.

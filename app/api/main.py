@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.routes import auth, datasets, feedback, models, predict, training
+from app.api.routes import auth, datasets, feedback, models, ops, predict, training
 
 api_router = APIRouter()
 api_router.include_router(auth.router)
@@ -13,3 +13,4 @@ api_router.include_router(training.router)
 api_router.include_router(datasets.router)
 api_router.include_router(models.router)
 api_router.include_router(feedback.router)
+api_router.include_router(ops.router)

@@ -84,5 +84,6 @@ class ServiceContainer:
             self.jobs(session).reap()
 
     def close(self) -> None:
-        """Release database connections."""
+        """Release database connections and withdraw this worker's serving gauge."""
+        self.predictions.close()
         self.engine.dispose()

@@ -13,6 +13,7 @@ from sklearn.pipeline import Pipeline
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.errors import ModelNotReady
+from app.core.metrics import MODEL_SERVING
 from app.crud import model_version as crud
 from app.ml.artifacts import ArtifactError, load_artifact
 from app.ml.dataset import read_csv
@@ -115,13 +116,22 @@ class PredictionService:
                 self.last_error = f"cannot load {version}: {exc}"
                 logger.error("model load failed", extra={"version": version, "error": str(exc)})
                 return False
-            self._model = loaded
+            previous, self._model = self._model, loaded
             self.last_error = None
+            if previous is not None:
+                MODEL_SERVING.labels(previous.version).set(0)
+            MODEL_SERVING.labels(loaded.version).set(1)
         logger.info(
             "serving model version",
             extra={"version": version, "fast_path": loaded.scorer is not None},
         )
         return True
+
+    def close(self) -> None:
+        """Stop reporting this worker's model as served (the gauge outlives the process)."""
+        model = self._model
+        if model is not None:
+            MODEL_SERVING.labels(model.version).set(0)
 
     def _load(self, version: str) -> ServingModel:
         with self._sessions() as session:

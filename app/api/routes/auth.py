@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
 from app.api.deps import AuthServiceDep, ClientAddress, SettingsDep, TokenRequestDep, no_store
+from app.core.metrics import TOKEN_REQUESTS
 from app.core.scopes import Scope
 from app.schemas.auth import AuthorizationServerMetadata, OAuthErrorResponse, TokenResponse
 
@@ -61,13 +62,15 @@ _TOKEN_FORM: dict[str, Any] = {
     },
 )
 def issue_token(
-    token_request: TokenRequestDep, auth: AuthServiceDep, address: ClientAddress
+    request: Request, token_request: TokenRequestDep, auth: AuthServiceDep, address: ClientAddress
 ) -> TokenResponse:
     """Trade client credentials (HTTP Basic or form body) for a bearer JWT.
 
     Runs in the thread pool: Argon2 verification takes tens of milliseconds.
     """
     issued = auth.issue_token(token_request, address=address)
+    request.state.client_id = token_request.client_id
+    TOKEN_REQUESTS.labels("issued").inc()
     return TokenResponse(
         access_token=issued.access_token, expires_in=issued.expires_in, scope=issued.scope
     )

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import ContainerDep, PredictScope
+from app.core.metrics import PREDICTIONS
 from app.schemas.errors import BearerErrorResponse, ErrorResponse
 from app.schemas.prediction import (
     BatchItem,
@@ -45,6 +48,7 @@ async def predict(
     model = services.predictions.require_model()
     # Tens of microseconds on the fast path: cheaper inline than in a thread.
     ranked = model.rank([body.product_name], body.top_k)[0]
+    PREDICTIONS.labels(ranked.category).inc()
     return PredictionResponse(
         predicted_category=ranked.category,
         prediction_score=ranked.score,
@@ -69,6 +73,8 @@ async def predict_batch(
         ranked = model.rank(names)
     else:
         ranked = await run_in_threadpool(model.rank, names)
+    for category, count in Counter(r.category for r in ranked).items():
+        PREDICTIONS.labels(category).inc(count)
     return BatchPredictionResponse(
         model_version=model.version,
         predictions=[
