@@ -203,6 +203,7 @@ async def get_current_client(
     missing = [scope for scope in security_scopes.scopes if scope not in claims.scopes]
     if missing:
         raise InsufficientScope(missing)
+    await container.rate_limiter.hit(claims.client_id, list(security_scopes.scopes))
     return AuthenticatedClient(claims.client_id, claims.scopes, claims.token_id)
 
 

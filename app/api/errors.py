@@ -20,6 +20,7 @@ from app.core.errors import (
     NotAuthenticated,
     NotFound,
     OAuthError,
+    RateLimited,
     TooManyAttempts,
     Unprocessable,
 )
@@ -112,6 +113,15 @@ async def _plain(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": exc.message}, status_code=status)
 
 
+async def _rate_limited(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RateLimited)
+    return JSONResponse(
+        {"detail": exc.message, "scope": exc.scope, "retry_after": exc.retry_after},
+        status_code=429,
+        headers={"Retry-After": str(exc.retry_after)},
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     # Never a stack trace in a response; the log has it.
     logger.error(
@@ -128,6 +138,7 @@ def add_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InsufficientScope, _insufficient_scope)
     app.add_exception_handler(BackendUnavailable, _unavailable)
     app.add_exception_handler(ModelNotReady, _unavailable)
+    app.add_exception_handler(RateLimited, _rate_limited)
     for kind in _PLAIN_STATUS:
         app.add_exception_handler(kind, _plain)
     app.add_exception_handler(Exception, _unexpected)

@@ -9,7 +9,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, model_validator
+import limits
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 logger = logging.getLogger(__name__)
@@ -51,7 +52,14 @@ class Settings(BaseSettings):
     access_token_expire_minutes: int = Field(default=30, ge=1, le=24 * 60)
     jwt_issuer: str = "http://127.0.0.1:8000"
     jwt_audience: str = "garoupa-api"
-    jwt_algorithm: Literal["HS256"] = "HS256"
+    # HS256 signs with SECRET_KEY (zero configuration). RS256 and EdDSA sign with
+    # the private key in JWT_PRIVATE_KEY_FILE and publish the public half at
+    # /.well-known/jwks.json, so other services can verify tokens without a secret.
+    jwt_algorithm: Literal["HS256", "RS256", "EdDSA"] = "HS256"
+    jwt_private_key_file: Path | None = None
+    # Comma-separated PEM public keys of retired signing keys, still accepted (and
+    # published) until the tokens they signed have expired.
+    jwt_previous_public_key_files: str = ""
 
     data_dir: Path = PROJECT_ROOT / "data"
     model_dir: Path = PROJECT_ROOT / "ml_model_artifacts"
@@ -72,12 +80,49 @@ class Settings(BaseSettings):
     # Largest CSV accepted by POST /datasets/.
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
 
+    # Requests per client and scope (`limits` notation, or "unlimited"); shared
+    # across workers and replicas when REDIS_URL is set.
+    rate_limit_predict: str = "6000/minute"
+    rate_limit_train: str = "120/minute"
+    rate_limit_admin: str = "120/minute"
+
     auth_failure_limit: str = "10/5minutes"
     auth_failure_limit_per_address: str = "30/5minutes"
     redis_url: str | None = None
 
     log_format: Literal["auto", "json", "text"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator(
+        "rate_limit_predict",
+        "rate_limit_train",
+        "rate_limit_admin",
+        "auth_failure_limit",
+        "auth_failure_limit_per_address",
+    )
+    @classmethod
+    def _valid_rate(cls, value: str) -> str:
+        # Caught at start-up, not on the first request that needs the limit.
+        if value.strip().lower() == "unlimited":
+            return value
+        try:
+            limits.parse(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a rate such as '100/minute' or '10/5minutes'"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _asymmetric_needs_a_key(self) -> Settings:
+        if self.jwt_algorithm != "HS256" and self.jwt_private_key_file is None:
+            raise ValueError(f"JWT_ALGORITHM={self.jwt_algorithm} needs JWT_PRIVATE_KEY_FILE")
+        return self
+
+    @property
+    def previous_public_key_paths(self) -> list[Path]:
+        """JWT_PREVIOUS_PUBLIC_KEY_FILES as paths."""
+        return [Path(p.strip()) for p in self.jwt_previous_public_key_files.split(",") if p.strip()]
 
     @model_validator(mode="after")
     def _refuse_weak_secret_in_production(self) -> Settings:

@@ -118,3 +118,14 @@ class Conflict(GaroupaError):
 
 class Unprocessable(GaroupaError):
     """Content that cannot be used, e.g. a CSV without the needed columns (422)."""
+
+
+class RateLimited(GaroupaError):
+    """A client exceeded its request rate for a scope (429)."""
+
+    def __init__(self, *, scope: str, limit: str, retry_after: int) -> None:
+        super().__init__(
+            f"Rate limit exceeded for scope {scope!r} ({limit}); retry in {retry_after} s."
+        )
+        self.scope = scope
+        self.retry_after = retry_after

@@ -35,8 +35,9 @@ class JwtKey:
 
     kid: str
     algorithm: str
-    signing_key: Any
+    signing_key: Any  # None for retired keys that only verify
     verification_key: Any
+    jwk: dict[str, Any] | None = None  # the public JWK of an asymmetric key
 
 
 class TokenDecodeError(Exception):

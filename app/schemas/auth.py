@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -54,3 +56,30 @@ class AuthorizationServerMetadata(BaseModel):
     # response type to support, so the honest value is an empty list.
     response_types_supported: list[str]
     service_documentation: str
+    # Only with RS256/EdDSA: an HS256 key is secret, so there is nothing to publish.
+    jwks_uri: str | None = None
+
+
+class JsonWebKeySet(BaseModel):
+    """RFC 7517 key set: the public keys access tokens may be verified with."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "keys": [
+                        {
+                            "kty": "OKP",
+                            "crv": "Ed25519",
+                            "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+                            "kid": "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k",
+                            "alg": "EdDSA",
+                            "use": "sig",
+                        }
+                    ]
+                }
+            ]
+        }
+    )
+
+    keys: list[dict[str, Any]]

@@ -18,6 +18,7 @@ from app.services.jobs import TrainingJobService, launch_job
 from app.services.login_guard import LoginGuard
 from app.services.models import ModelRegistry
 from app.services.prediction import PredictionService
+from app.services.rate_limit import RateLimiter
 from app.services.revocation import RevocationCache
 from app.services.tokens import Keyring, TokenService
 
@@ -35,6 +36,7 @@ class ServiceContainer:
     revocation: RevocationCache
     login_guard: LoginGuard
     predictions: PredictionService
+    rate_limiter: RateLimiter
 
     @classmethod
     def build(cls, settings: Settings, *, migrate: bool = True) -> ServiceContainer:
@@ -59,6 +61,14 @@ class ServiceContainer:
                 storage_uri=settings.redis_url or "memory://",
             ),
             predictions=PredictionService(sessions, settings.model_dir),
+            rate_limiter=RateLimiter(
+                {
+                    "predict": settings.rate_limit_predict,
+                    "train": settings.rate_limit_train,
+                    "admin": settings.rate_limit_admin,
+                },
+                settings.redis_url,
+            ),
         )
 
     def client_service(self, session: Session) -> ClientService:

@@ -6,10 +6,22 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
-from app.api.deps import AuthServiceDep, ClientAddress, SettingsDep, TokenRequestDep, no_store
+from app.api.deps import (
+    AuthServiceDep,
+    ClientAddress,
+    ContainerDep,
+    SettingsDep,
+    TokenRequestDep,
+    no_store,
+)
 from app.core.metrics import TOKEN_REQUESTS
 from app.core.scopes import Scope
-from app.schemas.auth import AuthorizationServerMetadata, OAuthErrorResponse, TokenResponse
+from app.schemas.auth import (
+    AuthorizationServerMetadata,
+    JsonWebKeySet,
+    OAuthErrorResponse,
+    TokenResponse,
+)
 
 router = APIRouter(tags=["auth"])
 
@@ -79,6 +91,8 @@ def issue_token(
 @router.get(
     "/.well-known/oauth-authorization-server",
     response_model=AuthorizationServerMetadata,
+    # RFC 8414 omits absent members rather than sending null.
+    response_model_exclude_none=True,
     summary="Authorization server metadata (RFC 8414)",
 )
 async def authorization_server_metadata(settings: SettingsDep) -> AuthorizationServerMetadata:
@@ -92,4 +106,16 @@ async def authorization_server_metadata(settings: SettingsDep) -> AuthorizationS
         scopes_supported=[s.value for s in Scope],
         response_types_supported=[],
         service_documentation=f"{issuer}/docs",
+        jwks_uri=f"{issuer}/.well-known/jwks.json" if settings.jwt_algorithm != "HS256" else None,
     )
+
+
+@router.get(
+    "/.well-known/jwks.json",
+    response_model=JsonWebKeySet,
+    summary="Public keys for verifying access tokens (RFC 7517)",
+)
+async def jwks(services: ContainerDep) -> JsonWebKeySet:
+    """The current signing key and retired ones whose tokens may still be valid; public
+    members only. Empty with HS256, whose key is a shared secret."""
+    return JsonWebKeySet(**services.tokens.keyring.jwks())
