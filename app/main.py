@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.errors import add_exception_handlers
 from app.api.main import api_router
-from app.api.middleware import BodySizeLimit, RequestContext
+from app.api.middleware import RequestContext, RequestLimits
 from app.core.config import Settings, load_settings
 from app.core.logging import configure_logging
 from app.services.container import ServiceContainer
@@ -60,7 +60,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     add_exception_handlers(app)
-    app.add_middleware(BodySizeLimit, limit_for=_body_limits(settings))
+    app.add_middleware(
+        RequestLimits,
+        limit_for=_body_limits(settings),
+        max_header_bytes=settings.max_header_bytes,
+    )
     # Outermost, so that 413s and errors are logged and counted too.
     app.add_middleware(RequestContext)
     app.include_router(api_router)

@@ -59,6 +59,8 @@ def start_server(
 ) -> tuple[subprocess.Popen[bytes], LiveServer]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    metrics_dir = tmp / "prometheus"
+    metrics_dir.mkdir(exist_ok=True)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("SECRET_KEY", "DATABASE_URL"))},
         "ENVIRONMENT": "development",
@@ -68,6 +70,8 @@ def start_server(
         "DATA_DIR": str(tmp / "data"),
         "MODEL_DIR": str(tmp / "models"),
         "PYTHONPATH": str(REPO_ROOT),
+        # Each server counts its own requests, not the test process's.
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         **(extra_env or {}),
     }
     log = tmp / "server.log"

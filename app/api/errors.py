@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from app.core.errors import (
@@ -122,6 +126,23 @@ async def _rate_limited(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    # FastAPI echoes the offending input; NaN or Infinity there would make the
+    # error response itself unencodable (a 500), so such values become strings.
+    return JSONResponse({"detail": _json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     # Never a stack trace in a response; the log has it.
     logger.error(
@@ -139,6 +160,7 @@ def add_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(BackendUnavailable, _unavailable)
     app.add_exception_handler(ModelNotReady, _unavailable)
     app.add_exception_handler(RateLimited, _rate_limited)
+    app.add_exception_handler(RequestValidationError, _validation_error)
     for kind in _PLAIN_STATUS:
         app.add_exception_handler(kind, _plain)
     app.add_exception_handler(Exception, _unexpected)

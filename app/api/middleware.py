@@ -27,21 +27,38 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, f"The request body is larger than the limit of {limit} bytes.")
 
 
-class BodySizeLimit:
-    """Refuse bodies above a per-path limit with 413, before or while they stream in."""
+class RequestLimits:
+    """Refuse oversized headers (431) and bodies above a per-path limit (413).
 
-    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int]) -> None:
+    Bodies are refused on Content-Length before anything is read, or while they
+    stream in when the length is not declared. uvicorn's httptools parser puts no
+    bound on header size, so the header check happens here (a proxy in front
+    should bound it earlier).
+    """
+
+    def __init__(
+        self, app: ASGIApp, limit_for: Callable[[str], int], max_header_bytes: int
+    ) -> None:
         self.app = app
         self.limit_for = limit_for
+        self.max_header_bytes = max_header_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        header_bytes = sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+        if header_bytes > self.max_header_bytes:
+            await _send_json(
+                send,
+                431,
+                f"The request headers total {header_bytes} bytes; "
+                f"the limit is {self.max_header_bytes}.",
+            )
+            return
         limit = self.limit_for(scope["path"])
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            # Refuse on the header alone: nothing is read, nothing is spooled to disk.
             await _send_413(send, limit)
             return
         received = 0
@@ -79,13 +96,15 @@ def _content_length(scope: Scope) -> int | None:
 
 
 async def _send_413(send: Send, limit: int) -> None:
-    body = json.dumps(
-        {"detail": f"The request body is larger than the limit of {limit} bytes."}
-    ).encode()
+    await _send_json(send, 413, f"The request body is larger than the limit of {limit} bytes.")
+
+
+async def _send_json(send: Send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),

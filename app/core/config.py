@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     # A trained version scoring below this macro-F1 on its hold-out is recorded but
     # not activated, so a bad upload cannot replace a good model.
     min_macro_f1: float = Field(default=0.0, ge=0, le=1)
+    # Largest total size of a request's headers; 431 above.
+    max_header_bytes: int = Field(default=16 * 1024, ge=4096)
     # Largest request body anywhere else (JSON); 413 above.
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Largest CSV accepted by POST /datasets/.
