@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote_plus
@@ -11,6 +13,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from app.core.config import Settings
 from app.db.migrations import upgrade_database
@@ -29,12 +33,126 @@ TINY_CSV = REPO_ROOT / "tests" / "data" / "tiny.csv"
 SHIPPED_CSV = SHIPPED_DATASET
 
 
+# --- database backends: the whole suite runs on SQLite, then again on PostgreSQL -------------
+
+POSTGRES_URL = os.environ.get(
+    "GAROUPA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+_backend: dict[str, str] = {"name": "sqlite", "schema_url": ""}
+
+
+def postgres_unavailable_reason() -> str | None:
+    """Why the PostgreSQL pass cannot run here, or None when a server answers."""
+    engine = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except OperationalError:
+        return f"no PostgreSQL server answers at {POSTGRES_URL} (set GAROUPA_TEST_POSTGRES_URL)"
+    finally:
+        engine.dispose()
+    return None
+
+
+@pytest.fixture(scope="session", autouse=True, params=["sqlite", "postgresql"])
+def database_backend(request: pytest.FixtureRequest) -> str:
+    """Which database this pass of the suite runs on."""
+    if request.param == "postgresql":
+        reason = postgres_unavailable_reason()
+        if reason:
+            pytest.skip(reason)
+    _backend["name"] = request.param
+    return str(request.param)
+
+
+def new_postgres_schema() -> tuple[str, str]:
+    """A fresh, empty schema: (its name, a DATABASE_URL whose search_path is it)."""
+    schema = f"garoupa_test_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(POSTGRES_URL)
+    with engine.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    return schema, f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+
+
+def drop_postgres_schema(schema: str) -> None:
+    engine = create_engine(POSTGRES_URL)
+    with engine.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    engine.dispose()
+
+
+def database_url_for(tmp_path: Path) -> str:
+    """This test's database: a file under tmp_path, or this test's PostgreSQL schema."""
+    if _backend["name"] == "postgresql":
+        return _backend["schema_url"]
+    return f"sqlite:///{tmp_path / 'test.db'}"
+
+
+@pytest.fixture(autouse=True)
+def fresh_database(database_backend: str) -> Iterator[None]:
+    """Every test starts from an empty database of the pass's backend."""
+    if database_backend != "postgresql":
+        yield
+        return
+    schema, url = new_postgres_schema()
+    _backend["schema_url"] = url
+    try:
+        yield
+    finally:
+        drop_postgres_schema(schema)
+
+
+_live_schemas: list[str] = []
+
+
+def live_database_url(tmp_path: Path) -> str:
+    """A database of its own for a live server (which may outlive one test)."""
+    if _backend["name"] != "postgresql":
+        return f"sqlite:///{tmp_path / 'live.db'}"
+    schema, url = new_postgres_schema()
+    _live_schemas.append(schema)
+    return url
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_live_schemas() -> Iterator[None]:
+    yield
+    for schema in _live_schemas:
+        drop_postgres_schema(schema)
+
+
+# Modules whose tests never open a database: run once, in the SQLite pass.
+NO_DATABASE_MODULES = {
+    "test_preprocessing",
+    "test_fast_path",
+    "test_pipeline_quality",
+    "test_shipped_data",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that never touch a database run in the SQLite pass only."""
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("database_backend") if callspec else None
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        if backend == "postgresql" and module in NO_DATABASE_MODULES:
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
     """Settings isolated from any `.env` and environment a developer has."""
     values: dict[str, object] = {
         "environment": "development",
         "secret_key": TEST_SECRET_KEY,
-        "database_url": f"sqlite:///{tmp_path / 'test.db'}",
+        "database_url": database_url_for(tmp_path),
         "data_dir": tmp_path / "data",
         "model_dir": tmp_path / "models",
         "jwt_issuer": "http://testserver",

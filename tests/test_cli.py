@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, database_url_for
 
 SCRIPT = REPO_ROOT / "scripts" / "manage_clients.py"
 
 
 class Cli:
-    def __init__(self, database: Path) -> None:
+    def __init__(self, database_url: str) -> None:
         self.env = {
             **os.environ,
-            "DATABASE_URL": f"sqlite:///{database}",
+            "DATABASE_URL": database_url,
             "ENVIRONMENT": "development",
         }
 
@@ -42,7 +42,7 @@ class Cli:
 
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
-    return Cli(tmp_path / "cli.db")
+    return Cli(database_url_for(tmp_path))
 
 
 def test_help_is_available_for_every_command(cli: Cli) -> None:
@@ -181,7 +181,7 @@ def test_delete_with_yes_flag(cli: Cli) -> None:
 
 
 def test_unreachable_database_is_a_one_line_error(tmp_path: Path) -> None:
-    cli = Cli(tmp_path / "missing-dir" / "nested" / "x.db")
+    cli = Cli(f"sqlite:///{tmp_path / 'missing-dir' / 'nested' / 'x.db'}")
     cli.env["DATABASE_URL"] = "postgresql+psycopg://nobody@127.0.0.1:1/none"
     result = cli("list")
     assert result.returncode == 1

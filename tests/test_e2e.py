@@ -18,7 +18,7 @@ from authlib.integrations.httpx_client import OAuth2Client
 from oauthlib.oauth2 import BackendApplicationClient
 from requests_oauthlib import OAuth2Session
 
-from tests.conftest import REPO_ROOT, TEST_SECRET_KEY
+from tests.conftest import REPO_ROOT, TEST_SECRET_KEY, live_database_url
 
 pytestmark = pytest.mark.e2e
 
@@ -65,7 +65,7 @@ def start_server(
         **{k: v for k, v in os.environ.items() if not k.startswith(("SECRET_KEY", "DATABASE_URL"))},
         "ENVIRONMENT": "development",
         "SECRET_KEY": TEST_SECRET_KEY,
-        "DATABASE_URL": f"sqlite:///{tmp / 'live.db'}",
+        "DATABASE_URL": live_database_url(tmp),
         "JWT_ISSUER": url,
         "DATA_DIR": str(tmp / "data"),
         "MODEL_DIR": str(tmp / "models"),
@@ -123,7 +123,10 @@ def start_server(
 
 
 @pytest.fixture(scope="module")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def live_server(
+    database_backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    # Depends on the backend so that each pass of the suite gets its own server.
     tmp = tmp_path_factory.mktemp("live")
     process, server = start_server(tmp, train_first=True)
     added = server.cli("add", "My Test App", CLIENT_ID, CLIENT_SECRET)
@@ -186,9 +189,7 @@ def test_readme_curl_examples_run_as_written(live_server: LiveServer) -> None:
     assert '"predicted_category":"Susu"' in outputs.replace(" ", "")
 
 
-def test_readme_retraining_examples_run_as_written(
-    live_server: LiveServer, tmp_path: Path
-) -> None:
+def test_readme_retraining_examples_run_as_written(live_server: LiveServer, tmp_path: Path) -> None:
     script = readme_block("curl-examples", live_server.url) + readme_block(
         "retraining-examples", live_server.url
     )

@@ -118,7 +118,9 @@ def test_huge_headers_reach_a_live_server_as_json_431(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, str]]:
+def fuzz_server(
+    database_backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[LiveServer, str]]:
     tmp = tmp_path_factory.mktemp("fuzz")
     unlimited = {
         "RATE_LIMIT_PREDICT": "unlimited",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ logger = logging.getLogger(__name__)
 # How many of a version's own training rows are re-scored at load time to prove
 # the fast path still matches the pipeline in this process.
 _LOAD_CHECK_ROWS = 200
+_RETRY_FAILED_LOAD_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ class PredictionService:
         # assigning one attribute is atomic and the object itself never changes.
         self._load_lock = threading.Lock()
         self.last_error: str | None = None
+        self._failed: tuple[tuple[str, str] | None, float] | None = None
 
     @property
     def model(self) -> ServingModel | None:
@@ -91,28 +94,30 @@ class PredictionService:
             raise ModelNotReady()
         return model
 
-    def sync(self) -> bool:
+    def sync(self, *, wait_for_loads: bool = False) -> bool:
         """Load the registry's active version if it is not the one serving; True on a swap.
 
         One small query; called at start-up and then every few seconds off the
         request path. A version that fails to load is logged and the current
-        model keeps serving.
+        model keeps serving. With `wait_for_loads`, a load already under way is
+        waited for first, so that on return this worker serves what the
+        registry says now (used right after an activation).
         """
-        with self._sessions() as session:
-            pointer = crud.active_pointer(session)
-        if pointer is None:
-            return False
-        version, sha256 = pointer
-        current = self._model
-        if current is not None and current.version == version and current.sha256 == sha256:
-            return False
-        with self._load_lock:
-            current = self._model
-            if current is not None and current.version == version:
+        if not wait_for_loads:
+            pointer = self._read_pointer()
+            if self._is_current(pointer) or self._recently_failed(pointer):
                 return False
+        # Serialised, and the pointer re-read inside: a slow load started by one
+        # caller must not overwrite a newer activation another caller has seen.
+        with self._load_lock:
+            pointer = self._read_pointer()
+            if pointer is None or self._is_current(pointer):
+                return False
+            version = pointer[0]
             try:
                 loaded = self._load(version)
             except (ArtifactError, OSError, ValueError) as exc:
+                self._failed = (pointer, time.monotonic())
                 self.last_error = f"cannot load {version}: {exc}"
                 logger.error("model load failed", extra={"version": version, "error": str(exc)})
                 return False
@@ -126,6 +131,28 @@ class PredictionService:
             extra={"version": version, "fast_path": loaded.scorer is not None},
         )
         return True
+
+    def _read_pointer(self) -> tuple[str, str] | None:
+        with self._sessions() as session:
+            row = crud.active_pointer(session)
+        return None if row is None else (row[0], row[1])
+
+    def _is_current(self, pointer: tuple[str, str] | None) -> bool:
+        """True when there is nothing to load: no active version, or it is already loaded."""
+        if pointer is None:
+            return True
+        current = self._model
+        return current is not None and (current.version, current.sha256) == pointer
+
+    def _recently_failed(self, pointer: tuple[str, str] | None) -> bool:
+        # A broken artifact is retried now and then (it may be restored), not on
+        # every tick, which would fill the log with the same error.
+        failed = self._failed
+        return (
+            failed is not None
+            and failed[0] == pointer
+            and time.monotonic() - failed[1] < _RETRY_FAILED_LOAD_SECONDS
+        )
 
     def close(self) -> None:
         """Stop reporting this worker's model as served (the gauge outlives the process)."""

@@ -121,5 +121,5 @@ def activate_model(version: str, _: TrainScope, services: ContainerDep) -> Model
             raise Conflict(str(exc)) from None
         detail = model_detail(row)
     # This worker switches now; the others at their next registry check.
-    services.predictions.sync()
+    services.predictions.sync(wait_for_loads=True)
     return detail
