@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from app.api.errors import add_exception_handlers
@@ -87,8 +88,11 @@ async def _follow_active_model(services: ServiceContainer, settings: Settings) -
         await asyncio.sleep(settings.model_refresh_seconds)
         try:
             await run_in_threadpool(services.housekeeping)
+        except SQLAlchemyError as exc:
+            # The database is down or restarting: one line per tick, not a traceback;
+            # /ready reports it, and the next tick retries.
+            logger.warning("registry check failed", extra={"error": type(exc).__name__})
         except Exception:
-            # A database hiccup must not end the follower; the next tick retries.
             logger.exception("registry check failed")
 
 

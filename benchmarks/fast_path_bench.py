@@ -67,8 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     expected = pipe.predict_proba(x_te)
     max_diff = float(np.abs(scorer.predict_proba_many(x_te) - expected).max())
     max_diff_one = max(
-        float(np.abs(scorer.predict_proba_one(n) - expected[i]).max())
-        for i, n in enumerate(x_te)
+        float(np.abs(scorer.predict_proba_one(n) - expected[i]).max()) for i, n in enumerate(x_te)
     )
 
     slow: list[float] = []
@@ -97,8 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     out = sys.stdout.write
     out(f"dataset: {Path(args.dataset).name}  algorithm: {args.algorithm}\n")
     out(f"fit {fit_s:.1f} s, FastScorer.from_pipeline {build_s * 1e3:.0f} ms\n")
-    out(f"max |fast - pipeline| on {len(x_te)} hold-out rows: batch {max_diff:.2e}, "
-        f"single {max_diff_one:.2e}\n")
+    out(
+        f"max |fast - pipeline| on {len(x_te)} hold-out rows: batch {max_diff:.2e}, "
+        f"single {max_diff_one:.2e}\n"
+    )
     out(f"single item over {args.calls} calls (microseconds):\n")
     out(f"  pipeline.predict_proba([name]): median {slow_med:8.1f}  p99 {slow_p99:8.1f}\n")
     out(f"  FastScorer.predict_proba_one:   median {fast_med:8.1f}  p99 {fast_p99:8.1f}\n")

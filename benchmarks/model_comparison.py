@@ -162,16 +162,20 @@ def run_comparison(path: Path, only: list[str] | None) -> None:
     texts, labels = load_dataset(path)
     x_tr, x_te, y_tr, y_te = split_holdout(texts, labels)
     out = sys.stdout.write
-    out(f"\n### {path.name}: {len(texts)} unique names, {len(set(labels))} classes, "
-        f"train {len(x_tr)} / test {len(x_te)}\n\n")
+    out(
+        f"\n### {path.name}: {len(texts)} unique names, {len(set(labels))} classes, "
+        f"train {len(x_tr)} / test {len(x_te)}\n\n"
+    )
     out("| model | accuracy | macro-F1 | ECE (15 bins) | fit s | artifact MB |\n")
     out("|---|---:|---:|---:|---:|---:|\n")
     for name, factory in _candidates().items():
         if only and not any(o in name for o in only):
             continue
         r = score_model(factory(), x_tr, y_tr, x_te, y_te)
-        out(f"| {name} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | {_fmt(r['ece'], '.4f')} "
-            f"| {r['fit_s']:.1f} | {r['size_mb']:.1f} |\n")
+        out(
+            f"| {name} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | {_fmt(r['ece'], '.4f')} "
+            f"| {r['fit_s']:.1f} | {r['size_mb']:.1f} |\n"
+        )
         sys.stdout.flush()
 
 
@@ -189,14 +193,18 @@ def run_ablation(path: Path) -> None:
     for name, params in _ablation_variants().items():
         # The uncalibrated SVC isolates the effect of normalisation on the decision.
         pipe = Pipeline(
-            [("features", clone(base.named_steps["features"])),
-             ("clf", LinearSVC(C=clf.C, class_weight=clf.class_weight, max_iter=clf.max_iter))]
+            [
+                ("features", clone(base.named_steps["features"])),
+                ("clf", LinearSVC(C=clf.C, class_weight=clf.class_weight, max_iter=clf.max_iter)),
+            ]
         )
         pipe.set_params(**params)
         pipe.fit(x_fit, y_fit)
         pred = pipe.predict(x_val)
-        out(f"| {name} | {accuracy_score(y_val, pred):.4f} | "
-            f"{f1_score(y_val, pred, average='macro'):.4f} |\n")
+        out(
+            f"| {name} | {accuracy_score(y_val, pred):.4f} | "
+            f"{f1_score(y_val, pred, average='macro'):.4f} |\n"
+        )
         sys.stdout.flush()
 
 
@@ -204,10 +212,12 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: comparison tables (default) and/or the normalisation ablation."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--datasets-dir", type=Path, default=DATASETS_DIR)
-    parser.add_argument("--dataset", action="append", choices=DATASETS,
-                        help="limit to this dataset (repeatable)")
-    parser.add_argument("--only", action="append",
-                        help="only models whose name contains this text (repeatable)")
+    parser.add_argument(
+        "--dataset", action="append", choices=DATASETS, help="limit to this dataset (repeatable)"
+    )
+    parser.add_argument(
+        "--only", action="append", help="only models whose name contains this text (repeatable)"
+    )
     parser.add_argument("--ablation", action="store_true", help="also run the ablation")
     parser.add_argument("--no-comparison", action="store_true", help="skip the model table")
     args = parser.parse_args(argv)

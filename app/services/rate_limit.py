@@ -50,20 +50,30 @@ class RateLimiter:
             item = self._items.get(scope)
             if item is None:
                 continue
-            try:
-                allowed = await self._limiter.hit(item, "client", client_id, scope)
-                if allowed:
-                    continue
-                reset_at = (
-                    await self._limiter.get_window_stats(item, "client", client_id, scope)
-                ).reset_time
-            except Exception as exc:
-                # Storage errors (Redis down or slow) must not hang or crash requests.
-                raise BackendUnavailable(
-                    f"The rate-limit store is unavailable ({type(exc).__name__}); retry shortly."
-                ) from None
+            reset_at = await self._count(item, client_id, scope)
+            if reset_at is None:
+                continue
             raise RateLimited(
                 scope=scope,
                 limit=str(item),
                 retry_after=max(1, math.ceil(reset_at - time.time())),
             )
+
+    async def _count(self, item: RateLimitItem, client_id: str, scope: str) -> float | None:
+        """Count one hit; None if allowed, else when the window frees up."""
+        for attempt in range(2):
+            try:
+                if await self._limiter.hit(item, "client", client_id, scope):
+                    return None
+                stats = await self._limiter.get_window_stats(item, "client", client_id, scope)
+                return stats.reset_time
+            except Exception as exc:
+                # One retry: after Redis restarts, each pooled connection fails
+                # once before the client reconnects.
+                if attempt == 0:
+                    continue
+                # Storage errors (Redis down or slow) must not hang or crash requests.
+                raise BackendUnavailable(
+                    f"The rate-limit store is unavailable ({type(exc).__name__}); retry shortly."
+                ) from None
+        raise AssertionError("unreachable")
