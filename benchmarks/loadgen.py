@@ -55,6 +55,9 @@ def prepare_deployment(workdir: Path, extra_env: dict[str, str] | None = None) -
         "MODEL_DIR": str(workdir / "models"),
         "DATA_DIR": str(workdir / "data"),
         "PYTHONPATH": str(ROOT),
+        # Benchmarks measure serving, not the per-client limit one client would hit.
+        "RATE_LIMIT_PREDICT": "unlimited",
+        "RATE_LIMIT_TRAIN": "unlimited",
         **(extra_env or {}),
     }
     (workdir / "data").mkdir(exist_ok=True)

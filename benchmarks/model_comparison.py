@@ -73,9 +73,9 @@ def _candidates() -> dict[str, Callable[[], Pipeline]]:
     for algorithm in ALGORITHMS:
         label = f"{algorithm} (default)" if algorithm == DEFAULT_ALGORITHM else algorithm
         models[label] = lambda a=algorithm: build_pipeline(a)
-    models["linear_svc + CCV temperature, ensemble=False"] = lambda: build_pipeline(
-        "linear_svc_calibrated",
-        {"clf__method": "temperature", "clf__ensemble": False},
+    # Calibration variants of the default LinearSVC (same C, same 5 folds).
+    models["linear_svc + OOF matrix map (previous default)"] = lambda: build_pipeline(
+        DEFAULT_ALGORITHM, {"clf__calibration": "matrix", "clf__C": 0.5}
     )
     models["linear_svc + OOF vector scaling"] = lambda: build_pipeline(
         DEFAULT_ALGORITHM, {"clf__calibration": "vector"}

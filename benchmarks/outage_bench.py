@@ -170,7 +170,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             env = prepare_deployment(
                 workdir,
-                {"DATABASE_URL": postgres.url, "REDIS_URL": f"redis://127.0.0.1:{redis.port}/0"},
+                {
+                    "DATABASE_URL": postgres.url,
+                    "REDIS_URL": f"redis://127.0.0.1:{redis.port}/0",
+                    # A real (high) limit, so every request consults Redis.
+                    "RATE_LIMIT_PREDICT": "1000000/minute",
+                },
             )
             with uvicorn_server(env, workers=2) as base:
                 bearer = token(base)

@@ -44,3 +44,32 @@ def test_unknown_route_is_json_404(client: TestClient) -> None:
     response = client.get("/nope")
     assert response.status_code == 404
     assert response.json() == {"detail": "Not Found"}
+
+
+def test_every_operation_is_documented(client: TestClient) -> None:
+    """Summary, description, an example for every request body, and the errors it can give."""
+    spec = client.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    undocumented = []
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            where = f"{method.upper()} {path}"
+            if not operation.get("summary") or not operation.get("description"):
+                undocumented.append(f"{where}: summary/description")
+            body = operation.get("requestBody")
+            if body:
+                content = next(iter(body["content"].values()))
+                schema = content.get("schema", {})
+                ref = schema.get("$ref", "").rsplit("/", 1)[-1]
+                has_example = (
+                    "example" in content
+                    or "examples" in content
+                    or "examples" in schemas.get(ref, {})
+                    or any("example" in p for p in schema.get("properties", {}).values())
+                    or ref.startswith("Body_")
+                )
+                if not has_example:
+                    undocumented.append(f"{where}: request example")
+            if operation.get("security") and not {"401", "403"} <= set(operation["responses"]):
+                undocumented.append(f"{where}: 401/403 responses")
+    assert undocumented == []

@@ -1,4 +1,9 @@
-"""Quality guard on real data: the default pipeline must hold the baseline and stay calibrated."""
+"""Quality guard on real data: the default pipeline must hold the baseline and stay calibrated.
+
+Runs on a seeded 40 % sample of each shared dataset (about 8 s for both on one
+core) and skips cleanly where ../shared/datasets is absent. Full-data numbers
+are in docs/model.md; ``python benchmarks/model_comparison.py`` reproduces them.
+"""
 
 from __future__ import annotations
 
@@ -17,21 +22,27 @@ from app.ml.fast_path import FastScorer
 from app.ml.pipeline import DEFAULT_ALGORITHM, build_pipeline
 
 DATASETS_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-INSTACART = DATASETS_DIR / "instacart_department.csv"
-SAMPLE_FRACTION = 0.2
-# Measured 0.0xx on this sample (see docs/model.md); the bound leaves headroom for
-# solver differences across platforms without hiding a calibration regression.
-ECE_BOUND = 0.04
+SAMPLE_FRACTION = 0.4
+# ECE measured on exactly these samples on 2026-11-24 (docs/model.md, "quality
+# guard") is next to each bound. The bounds sit ~0.01 above, because the test part
+# is only ~2,000-3,900 rows, where a solver or BLAS change moves a 15-bin ECE by a
+# few thousandths. 40 % rather than 20 %: at 20 % BigBasket's 985 test rows gave
+# ECE 0.032 (0.010 on full data), too noisy for a useful bound.
+ECE_BOUNDS = {
+    "instacart_department.csv": 0.035,  # measured 0.0267 (full data 0.0230)
+    "bigbasket_category_with_brand.csv": 0.025,  # measured 0.0142 (full data 0.0097)
+}
 
 
-def _sample() -> tuple[list[str], list[str]]:
-    if not INSTACART.exists():
-        pytest.skip(f"shared datasets not found at {DATASETS_DIR}")
+def _sample(path: Path) -> tuple[list[str], list[str]]:
+    if not path.exists():
+        pytest.skip(f"shared dataset not found at {path}")
     seen: set[str] = set()
     texts: list[str] = []
     labels: list[str] = []
-    with INSTACART.open(encoding="utf-8") as fh:
+    with path.open(encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
+            # Duplicates dropped, first label kept: the benchmark protocol.
             if row["product_name"] in seen:
                 continue
             seen.add(row["product_name"])
@@ -42,8 +53,9 @@ def _sample() -> tuple[list[str], list[str]]:
     return [texts[i] for i in keep], [labels[i] for i in keep]
 
 
-def test_default_pipeline_holds_baseline_and_calibration() -> None:
-    texts, labels = _sample()
+@pytest.mark.parametrize("dataset", sorted(ECE_BOUNDS))
+def test_default_pipeline_holds_baseline_and_calibration(dataset: str) -> None:
+    texts, labels = _sample(DATASETS_DIR / dataset)
     x_tr, x_te, y_tr, y_te = split_holdout(texts, labels)
 
     baseline = Pipeline(
@@ -58,11 +70,12 @@ def test_default_pipeline_holds_baseline_and_calibration() -> None:
     metrics = evaluate(pipe, x_te, y_te)
 
     assert metrics["macro_f1"] >= baseline_f1 - 0.005, (metrics["macro_f1"], baseline_f1)
-    assert metrics["ece"] <= ECE_BOUND, metrics["ece"]
+    assert metrics["ece"] <= ECE_BOUNDS[dataset], metrics["ece"]
     assert set(metrics["per_class"]) == set(labels)
 
     # The fast path must agree with the pipeline on real, messy names too.
     scorer = FastScorer.from_pipeline(pipe)
-    np.testing.assert_allclose(
-        scorer.predict_proba_many(x_te), pipe.predict_proba(x_te), rtol=0, atol=1e-9
-    )
+    expected = pipe.predict_proba(x_te)
+    np.testing.assert_allclose(scorer.predict_proba_many(x_te), expected, rtol=0, atol=1e-9)
+    one = np.vstack([scorer.predict_proba_one(name) for name in x_te[:500]])
+    np.testing.assert_allclose(one, expected[:500], rtol=0, atol=1e-9)

@@ -27,7 +27,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import LabelEncoder
 from sklearn.svm import LinearSVC
 
-from app.ml.calibration import CalibratedLinearSVC
+from app.ml.calibration import CalibratedLinearSVC, adaptive_temperature_logits
 
 __all__ = ["FastScorer", "UnsupportedPipelineError"]
 
@@ -179,12 +179,15 @@ class FastScorer:
         head: str,
         classes: np.ndarray,
         members: list[_SigmoidMember] | None = None,
+        theta: np.ndarray | None = None,
     ) -> None:
         self._blocks = blocks
         self._weights = np.ascontiguousarray(weights, dtype=np.float64)
         self._bias = np.asarray(bias, dtype=np.float64)
         self._head = head
         self._members = members or []
+        # Adaptive-temperature parameters, for the "adaptive_softmax" head only.
+        self._theta = None if theta is None else np.asarray(theta, dtype=np.float64)
         self._n_features = self._weights.shape[0]
         self.classes: np.ndarray = np.asarray([str(c) for c in classes], dtype=str)
 
@@ -205,7 +208,12 @@ class FastScorer:
             cal_coef, cal_b = clf.calibration_coef_, clf.calibration_intercept_
             _check(cal_coef.shape == (coef_t.shape[1], n_classes), "calibration map mis-shaped")
             # Both stages are affine, so fold them: (x W + c) A + b = x (W A) + (c A + b).
-            return cls(blocks, coef_t @ cal_coef, intercept @ cal_coef + cal_b, "softmax", classes)
+            weights, bias = coef_t @ cal_coef, intercept @ cal_coef + cal_b
+            theta = getattr(clf, "calibration_theta_", None)
+            if theta is not None:
+                # The per-row temperature is not linear: it stays in the head.
+                return cls(blocks, weights, bias, "adaptive_softmax", classes, theta=theta)
+            return cls(blocks, weights, bias, "softmax", classes)
 
         if type(clf) is LogisticRegression:
             coef_t, intercept = _linear_parts(clf, n_features)
@@ -350,6 +358,10 @@ class FastScorer:
     def _probabilities(self, z: np.ndarray) -> np.ndarray:
         """Map pre-activation outputs (n, n_outputs) to probabilities (n, n_classes)."""
         head = self._head
+        if head == "adaptive_softmax":
+            assert self._theta is not None
+            z = adaptive_temperature_logits(z, self._theta)
+            head = "softmax"
         if head == "softmax":
             # scipy's softmax arithmetic without its per-call overhead (~5 us).
             z = z - z.max(axis=1, keepdims=True)

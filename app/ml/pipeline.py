@@ -74,7 +74,12 @@ def build_features() -> FeatureUnion:
 
 def _build_classifier(algorithm: str) -> ClassifierMixin:
     if algorithm == DEFAULT_ALGORITHM:
-        return CalibratedLinearSVC(C=0.5, calibration="matrix", cv=5, random_state=RANDOM_STATE)
+        # C and the map were chosen on validation splits of the training 80 % of
+        # both shared datasets (docs/model.md): C in 0.5-1 is a plateau, and the
+        # adaptive temperature keeps the SVC's arg-max (so its macro-F1) while
+        # reaching ECE 0.010-0.023; the affine "matrix" map it replaces cost 0.013
+        # macro-F1 on Instacart by never predicting the rarest class.
+        return CalibratedLinearSVC(C=0.7, calibration="adaptive", cv=5, random_state=RANDOM_STATE)
     if algorithm == "linear_svc_calibrated":
         return CalibratedClassifierCV(
             LinearSVC(C=0.5, random_state=RANDOM_STATE, max_iter=2000),

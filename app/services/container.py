@@ -88,7 +88,8 @@ class ServiceContainer:
         launch_job(self.sessions, self.settings, job_id)
 
     def housekeeping(self) -> None:
-        """Periodic per-worker work: follow the active model, fail dead training jobs."""
+        """Periodic per-worker work: revocation snapshot, active model, dead training jobs."""
+        self.revocation.refresh_if_due()
         self.predictions.sync()
         with self.sessions() as session:
             self.jobs(session).reap()

@@ -17,6 +17,8 @@ from app.crud import client as client_crud
 
 logger = logging.getLogger(__name__)
 
+_REQUEST_SLACK_SECONDS = 1.5
+
 
 @dataclass(frozen=True)
 class _Snapshot:
@@ -63,6 +65,11 @@ class RevocationCache:
             valid_after={cid: tva.timestamp() for cid, active, tva in rows if active},
         )
 
+    def refresh_if_due(self) -> None:
+        """Background refresh (blocking): keeps requests from ever waiting for one."""
+        if self._is_stale(self._refresh_seconds):
+            self.refresh()
+
     async def ensure_fresh(self, issued_at: int) -> None:
         """Refresh in a worker thread when the snapshot may not know a token issued at `issued_at`.
 
@@ -92,8 +99,12 @@ class RevocationCache:
 
     def _needs_refresh(self, issued_at: int) -> bool:
         snapshot = self._snapshot
+        # Normally the background refresh keeps the snapshot younger than the
+        # interval; a request refreshes itself only if that has fallen behind
+        # (still within the 5 s promise), or for a token newer than the snapshot.
+        limit = min(self._refresh_seconds + _REQUEST_SLACK_SECONDS, self._max_staleness)
         # `iat` is truncated to the second: the token was signed before iat + 1.
-        return self._is_stale(self._refresh_seconds) or (
+        return self._is_stale(limit) or (
             snapshot is not None and snapshot.loaded_at_wall < issued_at + 1
         )
 
