@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
+from app.api.docs import install_docs
 from app.api.errors import add_exception_handlers
 from app.api.main import api_router
 from app.api.middleware import RequestContext, RequestLimits
@@ -58,6 +59,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         swagger_ui_init_oauth={"usePkceWithAuthorizationCodeGrant": False},
+        # Served from app/static by install_docs instead of FastAPI's CDN-backed pages.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     add_exception_handlers(app)
@@ -69,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outermost, so that 413s and errors are logged and counted too.
     app.add_middleware(RequestContext)
     app.include_router(api_router)
+    install_docs(app)
     return app
 
 

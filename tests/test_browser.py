@@ -1,0 +1,268 @@
+"""The API docs as a person uses them: self-hosted Swagger UI and ReDoc, no CDN.
+
+The browser test drives Debian's Chromium through Playwright against a live server
+and aborts every request that leaves it, so a page that still needs the internet
+fails here instead of showing a blank page on an offline network.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from fastapi.testclient import TestClient
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Locator,
+    Page,
+    Request,
+    Response,
+    Route,
+    expect,
+    sync_playwright,
+)
+
+from tests.conftest import REPO_ROOT
+from tests.test_e2e import LiveServer, start_server
+
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+BROWSER_CLIENT_ID = "browser-client"
+BROWSER_CLIENT_SECRET = "browser-secret-123"
+PRODUCT = '{"product_name": "susu ultra coklat 250ml"}'
+# Swagger UI ids its OAuth2 inputs after the OpenAPI security scheme's name and flow.
+SCHEME = "OAuth2ClientCredentials"
+FLOW = "clientCredentials"
+# Generous: the first paint parses ~3 MB of JavaScript on a 2-core CI machine.
+UI_TIMEOUT_MS = 30_000
+
+ASSET_REF = re.compile(r'(?:src|href)="([^"]+)"')
+# ReDoc's sidebar asks for this logo whatever its options; the docs' CSP refuses it.
+REDOCLY_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+
+
+# --- fast: the HTML itself --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page_url", ["/docs", "/redoc"])
+def test_docs_pages_reference_only_local_assets(client: TestClient, page_url: str) -> None:
+    response = client.get(page_url)
+    assert response.status_code == 200
+    # The browser then refuses whatever the bundled scripts would fetch from elsewhere.
+    assert response.headers["content-security-policy"].startswith("default-src 'self' ")
+    html = response.text
+    assert "http://" not in html and "https://" not in html, html
+    assets = ASSET_REF.findall(html)
+    assert assets, html
+    for asset in assets:
+        assert asset.startswith("/static/"), asset
+        served = client.get(asset)
+        assert served.status_code == 200, asset
+        assert served.content, asset
+
+
+def test_swagger_ui_keeps_the_oauth2_settings(client: TestClient) -> None:
+    html = client.get("/docs").text
+    assert "url: '/openapi.json'" in html
+    assert "oauth2RedirectUrl: window.location.origin + '/docs/oauth2-redirect'" in html
+    assert 'ui.initOAuth({"usePkceWithAuthorizationCodeGrant": false})' in html
+    # No badge fetched from validator.swagger.io.
+    assert '"validatorUrl": null' in html
+    assert client.get("/docs/oauth2-redirect").status_code == 200
+
+
+def test_docs_routes_stay_out_of_the_schema(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert not [path for path in paths if path.startswith(("/docs", "/redoc", "/static"))]
+
+
+@pytest.mark.parametrize(
+    ("asset", "content_type"),
+    [
+        ("/static/swagger-ui/swagger-ui-bundle.js", "javascript"),
+        ("/static/swagger-ui/swagger-ui.css", "text/css"),
+        ("/static/swagger-ui/favicon-32x32.png", "image/png"),
+        ("/static/swagger-ui/oauth2-redirect.html", "text/html"),
+        ("/static/redoc/redoc.standalone.js", "javascript"),
+    ],
+)
+def test_static_assets_are_served(client: TestClient, asset: str, content_type: str) -> None:
+    response = client.get(asset)
+    assert response.status_code == 200
+    assert content_type in response.headers["content-type"]
+
+
+def test_licenses_ship_beside_the_assets() -> None:
+    static = REPO_ROOT / "app" / "static"
+    for folder in ("swagger-ui", "redoc"):
+        assert (static / folder / "LICENSE").stat().st_size > 0, folder
+
+
+# --- slow: a real browser on a live server ----------------------------------------------------
+
+
+@dataclass
+class Traffic:
+    """What the page asked for: outside requests (all aborted) and local failures."""
+
+    origin: str
+    blocked: list[str] = field(default_factory=list)
+    refused_by_csp: list[str] = field(default_factory=list)
+    local_failures: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+
+    def route(self, route: Route) -> None:
+        url = route.request.url
+        if _origin(url) == self.origin:
+            route.continue_()
+        else:
+            self.blocked.append(url)
+            route.abort()
+
+    def response(self, response: Response) -> None:
+        if _origin(response.url) == self.origin and response.status >= 400:
+            self.local_failures.append(f"{response.status} {response.url}")
+
+    def request_failed(self, request: Request) -> None:
+        if _origin(request.url) == self.origin:
+            self.local_failures.append(f"failed {request.url}: {request.failure}")
+
+    def console(self, message: ConsoleMessage) -> None:
+        # Chromium reports a CSP refusal only on the console; it never reaches the network.
+        if message.type == "error" and "Content Security Policy" in message.text:
+            self.refused_by_csp.append(message.text)
+
+    def assert_self_contained(self, *, refusable: tuple[str, ...] = ()) -> None:
+        assert self.blocked == [], "the page tried to reach outside the server"
+        unexpected = [
+            text for text in self.refused_by_csp if not any(url in text for url in refusable)
+        ]
+        assert unexpected == [], "the page needs something from elsewhere"
+        assert self.local_failures == []
+        assert self.page_errors == []
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.skip("Chromium not installed: apt-get install chromium")
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    # Debian's build, not Playwright's download: this machine reaches no browser CDN.
+    executable = chromium_path()
+    expect.set_options(timeout=UI_TIMEOUT_MS)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, headless=True)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture(scope="module")
+def docs_server(
+    browser: Browser, database_backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    # Depends on the browser so that no server starts where Chromium is missing, and on
+    # the backend so that each pass of the suite gets its own server.
+    tmp = tmp_path_factory.mktemp("browser")
+    process, server = start_server(tmp, train_first=True)
+    try:
+        added = server.cli("add", "Browser", BROWSER_CLIENT_ID, BROWSER_CLIENT_SECRET)
+        assert added.returncode == 0, added.stderr
+        yield server
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+@pytest.fixture
+def offline_page(browser: Browser, docs_server: LiveServer) -> Iterator[tuple[Page, Traffic]]:
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    context.set_default_timeout(UI_TIMEOUT_MS)
+    traffic = Traffic(origin=_origin(docs_server.url))
+    # On the context, so that popups and workers are held to the same rule.
+    context.route("**/*", traffic.route)
+    page = context.new_page()
+    page.on("response", traffic.response)
+    page.on("requestfailed", traffic.request_failed)
+    page.on("pageerror", lambda error: traffic.page_errors.append(str(error)))
+    page.on("console", traffic.console)
+    try:
+        yield page, traffic
+    finally:
+        context.close()
+
+
+def screenshot(target: Page | Locator, name: str) -> Path:
+    """Save what a person would look at; whole pages are too tall to read."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    target.screenshot(path=str(path))
+    return path
+
+
+@pytest.mark.e2e
+def test_swagger_ui_authorizes_and_predicts_offline(
+    offline_page: tuple[Page, Traffic], docs_server: LiveServer
+) -> None:
+    page, traffic = offline_page
+    page.goto(f"{docs_server.url}/docs")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("Garoupa")
+
+    page.locator(".auth-wrapper button.authorize").click()
+    dialog = page.locator(".dialog-ux .modal-ux")
+    expect(dialog).to_be_visible()
+    dialog.locator(f"#client_id_{FLOW}").fill(BROWSER_CLIENT_ID)
+    dialog.locator(f"#client_secret_{FLOW}").fill(BROWSER_CLIENT_SECRET)
+    # The checkbox is drawn by its label; the CLI's client may use predict and train only.
+    scope = dialog.locator(f"#predict-{FLOW}-checkbox-{SCHEME}")
+    dialog.locator(f"label[for='predict-{FLOW}-checkbox-{SCHEME}']").click()
+    expect(scope).to_be_checked()
+    dialog.get_by_role("button", name="Apply given OAuth2 credentials").click()
+    # Swagger UI swaps Authorize for Logout once /auth/token answered with a token.
+    expect(dialog.get_by_role("button", name="Remove authorization")).to_be_visible()
+    expect(dialog.locator(".errors")).to_have_count(0)
+    screenshot(page, "swagger-ui-authorized")
+    dialog.get_by_role("button", name="Close").click()
+    expect(dialog).to_be_hidden()
+
+    operation = page.locator(".opblock-post").filter(
+        has=page.locator(".opblock-summary-path[data-path='/predict/']")
+    )
+    operation.locator(".opblock-summary").first.click()
+    operation.locator("button.try-out__btn").click()
+    body = operation.locator("textarea.body-param__text")
+    body.fill(PRODUCT)
+    operation.locator("button.execute").click()
+
+    # The token from the Authorize dialog rides along: without it /predict/ answers 401.
+    expect(operation.locator(".curl-command")).to_contain_text("Authorization: Bearer ")
+    live = operation.locator(".live-responses-table")
+    expect(live.locator("tbody .response-col_status")).to_have_text("200")
+    expect(live.locator("tbody .response-col_description")).to_contain_text("Susu")
+    screenshot(operation, "swagger-ui-predict")
+    traffic.assert_self_contained()
+
+
+@pytest.mark.e2e
+def test_redoc_renders_offline(offline_page: tuple[Page, Traffic], docs_server: LiveServer) -> None:
+    page, traffic = offline_page
+    page.goto(f"{docs_server.url}/redoc")
+    expect(page.get_by_role("heading", name=re.compile(r"^Garoupa"))).to_be_visible()
+    expect(page.locator("redoc")).to_contain_text("susu ultra coklat 250ml")
+    screenshot(page, "redoc")
+    traffic.assert_self_contained(refusable=(REDOCLY_LOGO,))
