@@ -42,6 +42,7 @@ __all__ = [
     "MODEL_SERVING",
     "PREDICTIONS",
     "TOKEN_REQUESTS",
+    "count_prediction",
     "render",
 ]
 
@@ -71,6 +72,17 @@ MODEL_SERVING = Gauge(
     ["version"],
     multiprocess_mode="livemax",
 )
+
+
+_prediction_counters: dict[str, Counter] = {}
+
+
+def count_prediction(category: str, n: int = 1) -> None:
+    """Count predicted categories; the labelled child is looked up once per category."""
+    child = _prediction_counters.get(category)
+    if child is None:
+        child = _prediction_counters[category] = PREDICTIONS.labels(category)
+    child.inc(n)
 
 
 def render(*collectors: Collector) -> bytes:

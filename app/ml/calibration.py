@@ -34,7 +34,7 @@ CALIBRATION_METHODS: tuple[str, ...] = ("temperature", "vector", "matrix", "adap
 
 # Bound on |log temperature|: keeps exp() finite for any input, far outside the
 # fitted range (|log t| < 3 on both datasets).
-_LOG_T_LIMIT = 30.0
+LOG_T_LIMIT = 30.0
 
 
 def score_matrix(decision: np.ndarray) -> np.ndarray:
@@ -126,7 +126,7 @@ def adaptive_temperature_logits(logits: np.ndarray, theta: np.ndarray) -> np.nda
 
     Shared by CalibratedLinearSVC and the fast path so both run the same arithmetic.
     """
-    log_t = np.clip(_temperature_features(logits) @ theta, -_LOG_T_LIMIT, _LOG_T_LIMIT)
+    log_t = np.clip(_temperature_features(logits) @ theta, -LOG_T_LIMIT, LOG_T_LIMIT)
     scaled: np.ndarray = logits * np.exp(log_t)[:, None]
     return scaled
 
@@ -153,7 +153,7 @@ def _fit_adaptive(
     penalty = np.array([0.0, 1.0, 1.0]) * reg
 
     def nll_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        log_t = np.clip(feats @ theta, -_LOG_T_LIMIT, _LOG_T_LIMIT)
+        log_t = np.clip(feats @ theta, -LOG_T_LIMIT, LOG_T_LIMIT)
         t = np.exp(log_t)
         logp = log_softmax(logits * t[:, None], axis=1)
         p = np.exp(logp)

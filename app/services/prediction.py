@@ -60,8 +60,11 @@ class ServingModel:
         """The top `top_k` categories of each name, best first."""
         proba = self.probabilities(names)
         k = min(top_k, proba.shape[1])
-        # A stable sort of the negated scores keeps ties in class order, as argmax does.
-        order = np.argsort(-proba, axis=1, kind="stable")[:, :k]
+        if k == 1:
+            order = proba.argmax(axis=1)[:, None]
+        else:
+            # A stable sort of the negated scores keeps ties in class order, as argmax does.
+            order = np.argsort(-proba, axis=1, kind="stable")[:, :k]
         results = []
         for row, idx in zip(proba, order, strict=True):
             ranking = [(str(self.classes[j]), float(row[j])) for j in idx]
