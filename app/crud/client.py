@@ -51,7 +51,7 @@ def delete_client(session: Session, *, client_id: str) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def revocation_rows(session: Session) -> Sequence[Row[tuple[str, bool, datetime]]]:
+def revocation_rows(session: Session) -> Sequence[Row[str, bool, datetime]]:
     """(client_id, is_active, tokens_valid_after) for every client: what token checks need."""
     return session.execute(
         select(Client.client_id, Client.is_active, Client.tokens_valid_after)

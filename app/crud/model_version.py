@@ -52,7 +52,7 @@ def get_active(session: Session) -> ModelVersion | None:
     return session.scalars(select(ModelVersion).where(ModelVersion.is_active)).one_or_none()
 
 
-def active_pointer(session: Session) -> Row[tuple[str, str]] | None:
+def active_pointer(session: Session) -> Row[str, str] | None:
     """Just (version, sha256) of the active model: the cheap query workers poll."""
     return session.execute(
         select(ModelVersion.version, ModelVersion.sha256).where(ModelVersion.is_active)

@@ -176,7 +176,7 @@ def _fit_matrix(
     return _expand_binary(lr.coef_.T.copy(), lr.intercept_.copy(), n_classes)
 
 
-class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
+class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     """LinearSVC whose scores are mapped to probabilities by a map fitted out-of-fold.
 
     ``fit`` runs ``cv``-fold cross_val_predict to get unbiased decision scores,
@@ -271,8 +271,10 @@ class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Calibrated class probabilities; columns follow ``classes_``."""
-        return softmax(self.decision_function(X), axis=1)
+        proba: np.ndarray = softmax(self.decision_function(X), axis=1)
+        return proba
 
     def predict(self, X: Any) -> np.ndarray:
         """Most probable class label."""
-        return self.classes_[np.argmax(self.decision_function(X), axis=1)]
+        labels: np.ndarray = self.classes_[np.argmax(self.decision_function(X), axis=1)]
+        return labels

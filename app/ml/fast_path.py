@@ -378,7 +378,8 @@ class FastScorer:
             if zero.any():
                 prob[zero, :] = 1.0
                 total[zero] = prob.shape[1]
-            return prob / total[:, None]
+            normalised: np.ndarray = prob / total[:, None]
+            return normalised
         return self._sigmoid_ensemble(z)
 
     def _sigmoid_ensemble(self, z: np.ndarray) -> np.ndarray:
@@ -420,7 +421,8 @@ class FastScorer:
             counts.extend(found.values())
             ends.append(len(columns))
         if not columns:
-            return self._probabilities(self._bias[None, :].copy())[0]
+            empty: np.ndarray = self._probabilities(self._bias[None, :].copy())[0]
+            return empty
         cols = np.array(columns, dtype=np.intp)
         values = np.array(counts, dtype=np.float64)
         start = 0
@@ -446,7 +448,8 @@ class FastScorer:
         z = values @ self._weights[cols] + self._bias
         if self._head == "adaptive_softmax" and z.shape[0] > 1:
             return self._adaptive_softmax_one(z)
-        return self._probabilities(z[None, :])[0]
+        proba: np.ndarray = self._probabilities(z[None, :])[0]
+        return proba
 
     def _adaptive_softmax_one(self, z: np.ndarray) -> np.ndarray:
         """`adaptive_temperature_logits` + softmax for one row, in scalars where that is

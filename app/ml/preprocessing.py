@@ -50,7 +50,8 @@ def normalize_product_name(text: str) -> str:
 
 def tokenize(text: str) -> list[str]:
     """Split an already normalised name into word tokens (data-free NLTK tokenizer)."""
-    return _TOKENIZER.tokenize(text)
+    tokens: list[str] = _TOKENIZER.tokenize(text)
+    return tokens
 
 
 def analyze(text: str) -> list[str]:

@@ -42,7 +42,7 @@ class TrainingRequest(BaseModel):
         max_length=500,
         description="CSV inside the data directory (a leading `data/` is accepted).",
     )
-    algorithm: Algorithm = Field(  # type: ignore[valid-type]
+    algorithm: Algorithm = Field(
         default=Algorithm(DEFAULT_ALGORITHM), description="Classifier; docs/model.md compares them."
     )
     params: dict[str, Any] | None = Field(

@@ -251,7 +251,7 @@ class TrainingJobService:
             raise NotFound(f"training job {job_id!r} does not exist")
         return job
 
-    def list(self, limit: int = 20) -> Sequence[TrainingJob]:
+    def recent(self, limit: int = 20) -> Sequence[TrainingJob]:
         """Recent jobs, newest first."""
         return crud.list_jobs(self._session, limit)
 
@@ -438,7 +438,7 @@ def settings_environment(settings: Settings) -> dict[str, str]:
 def settings_from_environment() -> Settings:
     """The settings a launching process passed down (see `settings_environment`)."""
     values = json.loads(os.environ[SETTINGS_VARIABLE])
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 def launch_job(sessions: sessionmaker[Session], settings: Settings, job_id: str) -> None:

@@ -41,7 +41,7 @@ class RateLimiter:
                 "socket_connect_timeout": _REDIS_TIMEOUT_SECONDS,
             }
         self._limiter = SlidingWindowCounterRateLimiter(
-            storage_from_string(async_storage_uri(redis_url), **options)  # type: ignore[arg-type]
+            storage_from_string(async_storage_uri(redis_url), **options)
         )
 
     async def hit(self, client_id: str, scopes: list[str]) -> None:

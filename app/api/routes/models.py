@@ -42,7 +42,7 @@ def model_detail(row: ModelVersion) -> ModelDetail:
     """Everything recorded about a version."""
     search = (row.metrics or {}).get("search") or {}
     return ModelDetail(
-        **_summary_fields(row),  # type: ignore[arg-type]
+        **_summary_fields(row),
         sha256=row.sha256,
         params=row.params,
         best_params=search.get("best_params"),
@@ -58,7 +58,7 @@ def list_models(_: TrainScope, services: ContainerDep) -> ModelList:
     """Every version, newest first, with its headline metrics."""
     with services.sessions() as session:
         rows = services.model_registry(session).list()
-        return ModelList(models=[ModelSummary(**_summary_fields(r)) for r in rows])  # type: ignore[arg-type]
+        return ModelList(models=[ModelSummary(**_summary_fields(r)) for r in rows])
 
 
 @router.get(

@@ -127,7 +127,7 @@ def list_jobs(
 ) -> TrainingJobList:
     """The most recent jobs, newest first."""
     with services.sessions() as session:
-        return TrainingJobList(jobs=[job_out(j) for j in services.jobs(session).list(limit)])
+        return TrainingJobList(jobs=[job_out(j) for j in services.jobs(session).recent(limit)])
 
 
 @router.get(
