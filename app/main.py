@@ -98,6 +98,8 @@ async def _follow_active_model(services: ServiceContainer, settings: Settings) -
             # /ready reports it, and the next tick retries.
             logger.warning("registry check failed", extra={"error": type(exc).__name__})
         except Exception:
+            # Anything else is a bug, but this loop is what swaps models and reaps
+            # dead jobs: log it with its traceback and keep the loop alive.
             logger.exception("registry check failed")
 
 

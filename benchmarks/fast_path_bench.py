@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
 import time
@@ -17,24 +16,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app.ml.evaluation import split_holdout  # noqa: E402
 from app.ml.fast_path import FastScorer  # noqa: E402
 from app.ml.pipeline import ALGORITHMS, DEFAULT_ALGORITHM, build_pipeline  # noqa: E402
+from benchmarks.model_comparison import load_dataset  # noqa: E402
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-
-
-def _load(path: Path) -> tuple[list[str], list[str]]:
-    """Read product_name,category rows, keeping the first label of each distinct name."""
-    seen: set[str] = set()
-    texts: list[str] = []
-    labels: list[str] = []
-    with path.open(encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            name = row["product_name"]
-            if name in seen:
-                continue
-            seen.add(name)
-            texts.append(name)
-            labels.append(row["category"])
-    return texts, labels
 
 
 def _percentiles(samples: list[float]) -> tuple[float, float]:
@@ -54,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # One core, as the service would get per worker.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    texts, labels = _load(Path(args.dataset))
+    texts, labels = load_dataset(Path(args.dataset))
     x_tr, x_te, y_tr, _ = split_holdout(texts, labels)
     t0 = time.perf_counter()
     pipe = build_pipeline(args.algorithm).fit(x_tr, y_tr)

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import PROJECT_ROOT, Settings
@@ -322,8 +322,12 @@ class _Heartbeat:
                 with self._sessions() as session:
                     crud.update_job(session, self._job_id, heartbeat_at=datetime.now(UTC))
                     session.commit()
-            except Exception:
-                logger.exception("heartbeat update failed", extra={"job_id": self._job_id})
+            except SQLAlchemyError as exc:
+                # A missed beat is harmless unless the outage outlasts STALE_AFTER_SECONDS.
+                logger.warning(
+                    "heartbeat update failed",
+                    extra={"job_id": self._job_id, "error": type(exc).__name__},
+                )
 
 
 def execute_job(

@@ -12,6 +12,7 @@ from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from app.core.errors import BackendUnavailable, TooManyAttempts
+from app.services.rate_limit import STORAGE_ERRORS
 
 
 class LoginGuard:
@@ -54,7 +55,7 @@ class LoginGuard:
 def _storage_errors() -> Iterator[None]:
     try:
         yield
-    except Exception as exc:
+    except STORAGE_ERRORS as exc:
         raise BackendUnavailable(
             f"The brute-force guard's store is unavailable ({type(exc).__name__}); retry shortly."
         ) from None

@@ -7,7 +7,9 @@ import time
 
 from limits import RateLimitItem, parse
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.errors import StorageError
 from limits.storage import storage_from_string
+from redis.exceptions import RedisError
 
 from app.core.errors import BackendUnavailable, RateLimited
 
@@ -22,6 +24,10 @@ def async_storage_uri(redis_url: str | None) -> str:
     if not redis_url:
         return "async+memory://"
     return "async+" + redis_url
+
+
+# What a counter store raises when Redis is down, slow or refusing.
+STORAGE_ERRORS = (RedisError, StorageError, OSError)
 
 
 class RateLimiter:
@@ -67,7 +73,7 @@ class RateLimiter:
                     return None
                 stats = await self._limiter.get_window_stats(item, "client", client_id, scope)
                 return stats.reset_time
-            except Exception as exc:
+            except STORAGE_ERRORS as exc:
                 # One retry: after Redis restarts, each pooled connection fails
                 # once before the client reconnects.
                 if attempt == 0:

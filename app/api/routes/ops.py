@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import ContainerDep
@@ -45,7 +46,7 @@ def ready(services: ContainerDep) -> JSONResponse:
         with services.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
         checks["database"] = "ok"
-    except Exception as exc:  # any driver error means "not ready", never a 500
+    except SQLAlchemyError as exc:  # unreachable or refusing: "not ready", never a 500
         checks["database"] = "unreachable"
         reasons.append(f"database unreachable ({type(exc).__name__})")
     model = services.predictions.model
@@ -59,7 +60,7 @@ def ready(services: ContainerDep) -> JSONResponse:
             if not 0.0 <= score <= 1.0:
                 raise ValueError(f"probe score {score} is not a probability")
             checks["model"] = model.version
-        except Exception as exc:
+        except Exception as exc:  # a probe: whatever breaks scoring means "not ready"
             checks["model"] = "failing"
             reasons.append(f"model {model.version} fails to score ({type(exc).__name__})")
     body = Readiness(status="ready" if not reasons else "not ready", checks=checks, reasons=reasons)
@@ -89,7 +90,7 @@ class _RegistryCollector(Collector):
                     ).all()
                 )
                 version = session.scalar(select(ModelVersion.version).where(ModelVersion.is_active))
-        except Exception:
+        except SQLAlchemyError:
             # Scrapes must not fail because the database is down; /ready reports that.
             return
         for status in ("queued", "running", "succeeded", "failed"):
