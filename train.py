@@ -3,11 +3,15 @@
     python train.py                       # data/products.csv, default algorithm
     python train.py --data data/new.csv --algorithm logistic_regression --no-activate
 
-Running servers pick up an activated version within a few seconds.
+Running servers pick up an activated version within a few seconds. The job obeys
+TRAINING_TIMEOUT_SECONDS and `DELETE /training/{job_id}` like an API job: its
+heartbeat notices either and interrupts the run (best effort: a fit in C code
+ends at its next return to Python).
 """
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import logging
 import sys
@@ -28,7 +32,7 @@ from app.db.models import TrainingJob
 from app.db.session import create_db_engine, create_session_factory
 from app.ml.dataset import SHIPPED_DATASET, DatasetError, read_csv
 from app.ml.pipeline import ALGORITHMS, DEFAULT_ALGORITHM
-from app.services.jobs import TrainingJobService, TrainingPlan, execute_job
+from app.services.jobs import TrainingJobService, TrainingPlan, execute_job, mark_failed
 from app.services.training import DEFAULT_TEST_SIZE, STAGES, TrainingError
 
 
@@ -154,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         with stage_display(err) as display:
             display("load")
             # Checked here as well as in the job so bad data costs no job record.
-            read_csv(args.data).validate_for_training(args.test_size)
+            _, warnings = read_csv(args.data).prepare_for_training(args.test_size)
+            for warning in warnings:
+                err.print(f"[yellow]warning:[/yellow] {warning}")
             plan = TrainingPlan(
                 data_file=str(args.data.resolve()),
                 data_path=str(args.data),
@@ -171,7 +177,19 @@ def main(argv: list[str] | None = None) -> int:
                 job = TrainingJobService(session, settings).create(
                     plan, source="cli", requested_by=None
                 )
-            job = execute_job(sessions, settings, job.job_id, progress=display)
+            try:
+                job = execute_job(
+                    sessions,
+                    settings,
+                    job.job_id,
+                    progress=display,
+                    on_abandoned=_thread.interrupt_main,
+                )
+            except KeyboardInterrupt:
+                # Ctrl-C, or the heartbeat saw the job cancelled or timed out.
+                with sessions() as session:
+                    mark_failed(session, job.job_id, "train.py was interrupted")
+                    job = TrainingJobService(session, settings).get(job.job_id)
             if job.status != "succeeded":
                 raise TrainingError(job.error or "training failed")
     except (DatasetError, TrainingError, Conflict) as exc:

@@ -12,15 +12,20 @@ from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
+from app.api.deps import verify_bearer
 from app.api.docs import install_docs
-from app.api.errors import add_exception_handlers
+from app.api.errors import OAUTH_PATHS, add_exception_handlers
 from app.api.main import api_router
-from app.api.middleware import RequestContext, RequestLimits
+from app.api.middleware import BearerGate, RequestContext, RequestLimits
 from app.core.config import Settings, load_settings
 from app.core.logging import configure_logging
 from app.services.container import ServiceContainer
+from app.services.datasets import UploadStore
 
 logger = logging.getLogger(__name__)
+
+# Expired uploads are deleted this often (and, per client, on each upload).
+UPLOAD_PURGE_SECONDS = 3600.0
 
 DESCRIPTION = """
 Predicts a retail product's category from its name (`susu ultra coklat 250ml` → `Susu`).
@@ -43,13 +48,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services.housekeeping()
         app.state.services = services
         follower = asyncio.create_task(_follow_active_model(services, settings))
+        purger = asyncio.create_task(
+            _purge_expired_uploads(UploadStore(settings, services.sessions))
+        )
         logger.info("garoupa started", extra={"environment": settings.environment.value})
         try:
             yield
         finally:
-            follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await follower
+            for task in (follower, purger):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             services.close()
 
     app = FastAPI(
@@ -65,6 +74,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     add_exception_handlers(app)
+    # Innermost: runs after the size limits, before anything reads a body. The token
+    # endpoint is exempt: it authenticates clients, not bearer tokens.
+    app.add_middleware(BearerGate, verify=verify_bearer, exempt=OAUTH_PATHS)
     app.add_middleware(
         RequestLimits,
         limit_for=_body_limits(settings),
@@ -101,6 +113,17 @@ async def _follow_active_model(services: ServiceContainer, settings: Settings) -
             # Anything else is a bug, but this loop is what swaps models and reaps
             # dead jobs: log it with its traceback and keep the loop alive.
             logger.exception("registry check failed")
+
+
+async def _purge_expired_uploads(uploads: UploadStore) -> None:
+    """Delete expired uploads at start-up and then hourly, off the event loop."""
+    while True:
+        try:
+            await run_in_threadpool(uploads.purge_expired)
+        except (OSError, SQLAlchemyError) as exc:
+            # Uploads are also purged per client at upload time; the next pass retries.
+            logger.warning("upload purge failed", extra={"error": type(exc).__name__})
+        await asyncio.sleep(UPLOAD_PURGE_SECONDS)
 
 
 app = create_app()

@@ -11,6 +11,7 @@ import os
 import secrets
 import sys
 from pathlib import Path
+from typing import TextIO
 
 # Run as `python scripts/bootstrap.py`: make the project importable.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -38,13 +39,27 @@ def ensure_env_file() -> None:
         return
     if os.environ.get("SECRET_KEY"):
         return
-    with ENV_FILE.open("a") as handle:
+    with _private_file(ENV_FILE, os.O_APPEND) as handle:
         if existing and not existing.endswith("\n"):
             handle.write("\n")
         handle.write("# Written by `make run`; see .env.example for every setting.\n")
         handle.write(f"SECRET_KEY={secrets.token_urlsafe(48)}\n")
-    ENV_FILE.chmod(0o600)
     print(f"Wrote a random SECRET_KEY to {ENV_FILE.name}")
+
+
+def _private_file(path: Path, mode_flag: int) -> TextIO:
+    """Open `path` for writing, created 0600 and made 0600 before a byte is written.
+
+    Writing first and restricting afterwards would leave the secret readable by
+    other users in between (and for good if the process died there).
+    """
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | mode_flag, 0o600)
+    try:
+        os.fchmod(descriptor, 0o600)  # a file that existed keeps its mode otherwise
+    except OSError:
+        os.close(descriptor)
+        raise
+    return os.fdopen(descriptor, "w", encoding="utf-8")
 
 
 def ensure_demo_client(clients: ClientService) -> None:
@@ -55,10 +70,11 @@ def ensure_demo_client(clients: ClientService) -> None:
         client, secret = clients.register(
             name="Demo client", client_id=DEMO_CLIENT_ID, scopes="predict train"
         )
-        DEMO_CREDENTIALS.write_text(
-            json.dumps({"client_id": client.client_id, "client_secret": secret}, indent=2) + "\n"
-        )
-        DEMO_CREDENTIALS.chmod(0o600)
+        with _private_file(DEMO_CREDENTIALS, os.O_TRUNC) as handle:
+            handle.write(
+                json.dumps({"client_id": client.client_id, "client_secret": secret}, indent=2)
+                + "\n"
+            )
         print(f"Created the demo client {DEMO_CLIENT_ID!r}.")
     if DEMO_CREDENTIALS.exists():
         print(f"Demo client credentials: {DEMO_CREDENTIALS}  (cat it to see client_id and secret)")
@@ -84,6 +100,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--url", default="http://127.0.0.1:8000", help="where the server will run")
     args = parser.parse_args()
+    # Everything this run creates (.env, the database, the demo credentials, model
+    # artifacts) is for this user only.
+    os.umask(0o077)
     ensure_env_file()
     settings = load_settings()
     engine = create_db_engine(settings.database_url)

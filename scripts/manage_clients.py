@@ -7,7 +7,9 @@ or migrating its schema first. Errors go to stderr with exit code 1.
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -29,6 +31,11 @@ from app.db.session import create_db_engine, create_session_factory  # noqa: E40
 from app.services.clients import MIN_SECRET_LENGTH, ClientRecord, ClientService  # noqa: E402
 
 SCOPE_HELP = f"space-separated scopes out of: {', '.join(s.value for s in Scope)}"
+CLIENT_ID_HELP = "the client's id, as `list` shows it"
+SECRET_STDIN_HELP = (
+    "read the secret from standard input (one line), keeping it out of shell history "
+    "and the process list: printf '%%s' \"$SECRET\" | manage_clients.py ... --secret-stdin"
+)
 
 
 class CommandError(Exception):
@@ -65,16 +72,39 @@ def _print_secret(secret: str) -> None:
     print("Store it now: it is shown only once and cannot be recovered.")
 
 
+def _secret_from_stdin() -> str:
+    """One line of standard input (a prompt without echo when it is a terminal)."""
+    if sys.stdin.isatty():
+        return getpass.getpass("Client secret: ")
+    line = sys.stdin.readline()
+    # Only the line ending is dropped: spaces are part of a secret.
+    secret = line.removesuffix("\n").removesuffix("\r")
+    if not secret:
+        raise CommandError("--secret-stdin: standard input held no secret.")
+    return secret
+
+
+def _given_secret(args: argparse.Namespace) -> str | None:
+    """The secret from the command line or standard input; None to generate one."""
+    positional: str | None = getattr(args, "client_secret", None)
+    if args.secret_stdin:
+        if positional is not None:
+            raise CommandError("Give the secret either as CLIENT_SECRET or with --secret-stdin.")
+        return _secret_from_stdin()
+    return positional
+
+
 def _add(args: argparse.Namespace) -> None:
+    given = _given_secret(args)
     with client_service() as clients:
         client, secret = clients.register(
-            name=args.name, client_id=args.client_id, secret=args.client_secret, scopes=args.scopes
+            name=args.name, client_id=args.client_id, secret=given, scopes=args.scopes
         )
     print(
         f"Registered client {client.client_id!r} ({client.name}) "
         f"with scopes: {format_scopes(client.scopes)}"
     )
-    if args.client_secret is None:
+    if given is None:
         _print_secret(secret)
 
 
@@ -124,10 +154,12 @@ def _activate(args: argparse.Namespace) -> None:
 
 
 def _rotate_secret(args: argparse.Namespace) -> None:
+    given = _given_secret(args)
     with client_service() as clients:
-        secret = clients.rotate_secret(args.client_id)
+        secret = clients.rotate_secret(args.client_id, given)
     print(f"Rotated the secret of {args.client_id!r}; its old tokens stop working within seconds.")
-    _print_secret(secret)
+    if given is None:
+        _print_secret(secret)
 
 
 def _set_scopes(args: argparse.Namespace) -> None:
@@ -180,38 +212,56 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CLIENT_SECRET",
         nargs="?",
         help=f"at least {MIN_SECRET_LENGTH} characters; omitted: a random one is generated "
-        "and printed once",
+        "and printed once. Visible in shell history and the process list: prefer "
+        "--secret-stdin",
     )
     add.add_argument(
         "--scopes", default="predict train", help=f"{SCOPE_HELP} (default: 'predict train')"
     )
+    add.add_argument("--secret-stdin", action="store_true", help=SECRET_STDIN_HELP)
 
     listing = command("list", _list, "List every client.")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     show = command("show", _show, "Show one client.")
-    show.add_argument("client_id", metavar="CLIENT_ID")
+    show.add_argument("client_id", metavar="CLIENT_ID", help=CLIENT_ID_HELP)
     show.add_argument("--json", action="store_true", help="print JSON")
 
     for name, handler, text in (
         ("deactivate", _deactivate, "Deactivate a client and revoke its tokens."),
         ("activate", _activate, "Re-activate a client (its old tokens stay revoked)."),
-        ("rotate-secret", _rotate_secret, "Generate a new secret, print it once, revoke tokens."),
     ):
-        command(name, handler, text).add_argument("client_id", metavar="CLIENT_ID")
+        command(name, handler, text).add_argument(
+            "client_id", metavar="CLIENT_ID", help=CLIENT_ID_HELP
+        )
+
+    rotate = command(
+        "rotate-secret",
+        _rotate_secret,
+        "Replace a client's secret (generated and printed once, or read with --secret-stdin) "
+        "and revoke its tokens.",
+    )
+    rotate.add_argument("client_id", metavar="CLIENT_ID", help=CLIENT_ID_HELP)
+    rotate.add_argument(
+        "--secret-stdin",
+        action="store_true",
+        help=SECRET_STDIN_HELP + "; omitted: a random secret is generated and printed once",
+    )
 
     scopes = command("set-scopes", _set_scopes, "Replace a client's allowed scopes.")
-    scopes.add_argument("client_id", metavar="CLIENT_ID")
+    scopes.add_argument("client_id", metavar="CLIENT_ID", help=CLIENT_ID_HELP)
     scopes.add_argument("scopes", metavar="SCOPES", help=f"{SCOPE_HELP}, e.g. 'predict'")
 
     delete = command("delete", _delete, "Delete a client (asks first).")
-    delete.add_argument("client_id", metavar="CLIENT_ID")
+    delete.add_argument("client_id", metavar="CLIENT_ID", help=CLIENT_ID_HELP)
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; 0 on success, 1 on a refused or failed operation."""
+    # The SQLite database this may create holds secret hashes: this user's only.
+    os.umask(0o077)
     args = build_parser().parse_args(argv)
     try:
         args.handler(args)

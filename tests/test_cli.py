@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from app.core.errors import InvalidClient
+from app.core.security import build_secret_hasher
+from app.db.session import create_db_engine, create_session_factory
+from app.services.clients import ClientService
 from tests.conftest import REPO_ROOT, database_url_for
 
 SCRIPT = REPO_ROOT / "scripts" / "manage_clients.py"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The script's own parser, loaded from its file."""
+    spec = importlib.util.spec_from_file_location("garoupa_manage_clients", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    parser: argparse.ArgumentParser = module.build_parser()
+    return parser
 
 
 class Cli:
@@ -187,3 +204,114 @@ def test_unreachable_database_is_a_one_line_error(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("error:")
     assert "Traceback" not in result.stderr
+
+
+def _authenticates(database_url: str, client_id: str, secret: str) -> bool:
+    engine = create_db_engine(database_url)
+    try:
+        with create_session_factory(engine)() as session:
+            ClientService(session, build_secret_hasher()).authenticate(client_id, secret)
+        return True
+    except InvalidClient:
+        return False
+    finally:
+        engine.dispose()
+
+
+def test_add_reads_the_secret_from_stdin(cli: Cli) -> None:
+    # As `printf '%s' "$S" | manage_clients.py add ... --secret-stdin`: no newline.
+    result = cli("add", "My App", "myapp", "--secret-stdin", stdin="piped-secret-value-123")
+    assert result.returncode == 0, result.stderr
+    assert "piped-secret-value-123" not in result.stdout + result.stderr
+    assert _authenticates(cli.env["DATABASE_URL"], "myapp", "piped-secret-value-123")
+
+
+def test_secret_stdin_drops_only_the_line_ending(cli: Cli) -> None:
+    result = cli("add", "My App", "myapp", "--secret-stdin", stdin=" spaced secret 123 \r\n")
+    assert result.returncode == 0, result.stderr
+    assert _authenticates(cli.env["DATABASE_URL"], "myapp", " spaced secret 123 ")
+
+
+def test_secret_stdin_works_in_a_shell_pipeline(cli: Cli) -> None:
+    result = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"printf '%s' \"$S\" | {sys.executable} {SCRIPT} add 'My App' myapp --secret-stdin",
+        ],
+        env={**cli.env, "S": "pipeline-secret-value"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO_ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert _authenticates(cli.env["DATABASE_URL"], "myapp", "pipeline-secret-value")
+
+
+def test_secret_stdin_and_a_positional_secret_together_are_refused(cli: Cli) -> None:
+    result = cli(
+        "add", "Both", "both01", "supersecret123", "--secret-stdin", stdin="other123456789"
+    )
+    assert result.returncode == 1
+    assert "either" in result.stderr
+    assert "both01" not in cli.clients()
+
+
+def test_secret_stdin_with_empty_input_is_refused(cli: Cli) -> None:
+    result = cli("add", "Empty", "empty01", "--secret-stdin", stdin="")
+    assert result.returncode == 1
+    assert "no secret" in result.stderr
+    assert "empty01" not in cli.clients()
+
+
+def test_rotate_secret_reads_the_new_secret_from_stdin(cli: Cli) -> None:
+    cli("add", "Rotate", "rot02", "supersecret123")
+    result = cli("rotate-secret", "rot02", "--secret-stdin", stdin="rotated-secret-value\n")
+    assert result.returncode == 0, result.stderr
+    assert "rotated-secret-value" not in result.stdout
+    url = cli.env["DATABASE_URL"]
+    assert _authenticates(url, "rot02", "rotated-secret-value")
+    assert not _authenticates(url, "rot02", "supersecret123")
+
+
+def test_every_option_and_argument_has_help(cli: Cli) -> None:
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in subparsers.choices.items():
+        for action in sub._actions:
+            assert action.help, f"{name} {action.dest} has no help text"
+
+
+def test_a_database_the_cli_creates_is_private(tmp_path: Path, database_backend: str) -> None:
+    if database_backend != "sqlite":
+        pytest.skip("SQLite files only")
+    path = tmp_path / "fresh.db"
+    previous = os.umask(0o022)  # the child inherits a permissive umask
+    try:
+        result = Cli(f"sqlite:///{path}")("add", "App", "app01", "supersecret123")
+    finally:
+        os.umask(previous)
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_readme_cli_examples_run_as_written(cli: Cli) -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme.split("<!-- cli-examples:start -->")[1].split("<!-- cli-examples:end -->")[0]
+    script = section.split("```bash\n")[1].split("```")[0]
+    script = script.replace("python scripts/", f"{sys.executable} scripts/")
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        env={**cli.env, "BILLING_SECRET": "billing-batch-secret-0123"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO_ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    clients = cli.clients()
+    # The example deletes `billing` at the end and keeps the client added through stdin.
+    assert "billing" not in clients
+    assert clients["billing-batch"]["scopes"] == "predict"
+    assert _authenticates(cli.env["DATABASE_URL"], "billing-batch", "billing-batch-secret-0123")

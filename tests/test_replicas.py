@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import SHIPPED_CSV, live_database_url
+from tests.polling import poll_json
 from tests.test_e2e import LiveServer, start_server
 from tests.test_rate_limits import REDIS_URL, redis_available
 
@@ -114,13 +115,12 @@ def test_training_through_a_is_served_by_all_of_bs_workers_within_5_seconds(
     job_id = started.json()["job_id"]
 
     # Replica B reports the job replica A started: its state lives in PostgreSQL.
-    deadline = time.monotonic() + 300
-    while True:
-        job = httpx.get(f"{replicas.b.url}/training/{job_id}", headers=auth).json()
-        if job["status"] in ("succeeded", "failed"):
-            break
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    job = poll_json(
+        lambda: httpx.get(f"{replicas.b.url}/training/{job_id}", headers=auth),
+        lambda job: job["status"] in ("succeeded", "failed"),
+        timeout=600,
+        what=f"training job {job_id} seen from replica B",
+    )
     assert job["status"] == "succeeded", job["error"]
     finished = time.monotonic()
     while served_versions(replicas.b, token, 1) != {"v1.0.1"}:
@@ -178,14 +178,14 @@ def test_simultaneous_training_requests_to_both_replicas_make_exactly_one_job(
         thread.join()
     assert sorted(statuses) == [202, 409]
     # Let the job finish so later tests start from a free slot.
-    deadline = time.monotonic() + 300
     auth = {"Authorization": f"Bearer {token}"}
-    while httpx.get(f"{replicas.a.url}/training/", headers=auth).json()["jobs"][0]["status"] in (
-        "queued",
-        "running",
-    ):
-        assert time.monotonic() < deadline
-        time.sleep(0.3)
+    poll_json(
+        lambda: httpx.get(f"{replicas.a.url}/training/", headers=auth),
+        lambda body: body["jobs"][0]["status"] not in ("queued", "running"),
+        timeout=600,
+        what="the racing job to end",
+        interval=0.3,
+    )
 
 
 def test_a_clients_rate_limit_is_counted_across_both_replicas(replicas: Replicas) -> None:

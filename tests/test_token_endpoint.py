@@ -314,3 +314,14 @@ class TestBruteForceGuard:
         registry.add()
         for _ in range(8):
             assert request_token(client).status_code == 200
+
+
+def test_an_oversized_token_request_is_refused_in_the_oauth_shape(client: TestClient) -> None:
+    # Declared too large: refused by the size limit before any byte is read.
+    response = client.post(
+        "/auth/token",
+        content=b"grant_type=client_credentials&client_id=x&client_secret="
+        + b"a" * 2 * 1024 * 1024,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert_oauth_error(response, 413, "invalid_request")

@@ -35,6 +35,7 @@ from tests.conftest import (
     make_settings,
     token_for,
 )
+from tests.polling import poll_json
 
 SUSU = {"product_name": "susu ultra coklat 250ml"}
 TINY_NAMES = set(read_csv(TINY_CSV).texts)
@@ -86,14 +87,30 @@ class Api:
         assert response.status_code == 202, response.text
         return dict(response.json())
 
-    def wait(self, job_id: str, timeout: float = 180) -> dict[str, Any]:
+    def wait(self, job_id: str, timeout: float = 600) -> dict[str, Any]:
+        """Poll the job until it ends (honouring 429 Retry-After), at most `timeout` s."""
+        return poll_json(
+            lambda: self.get(f"/training/{job_id}"),
+            lambda job: job["status"] in ("succeeded", "failed"),
+            timeout=timeout,
+            what=f"training job {job_id}",
+        )
+
+    def stop_jobs(self, timeout: float = 60) -> None:
+        """Cancel any open job and wait for its process to end (before the database goes)."""
+        with self.services.sessions() as session:
+            jobs = self.services.jobs(session)
+            open_jobs = [j for j in jobs.recent(5) if j.status in ("queued", "running")]
+            for job in open_jobs:
+                try:
+                    jobs.cancel(job.job_id, by="test teardown")
+                except Conflict:
+                    pass
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            job = self.get(f"/training/{job_id}").json()
-            if job["status"] in ("succeeded", "failed"):
-                return dict(job)
-            time.sleep(0.2)
-        raise AssertionError(f"job {job_id} still {job['status']} after {timeout} s")
+        for job in open_jobs:
+            while job.pid is not None and job.host == HOST and _alive(job.pid):
+                assert time.monotonic() < deadline, f"job process {job.pid} outlived its cancel"
+                time.sleep(0.1)
 
     def served_version(self) -> str:
         response = self.post("/predict/", json=SUSU)
@@ -114,13 +131,31 @@ def api_settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path, model_refresh_seconds=0.2, max_upload_bytes=64 * 1024)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (killed, not yet reaped by its watcher) no longer runs.
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
 @pytest.fixture
 def api(api_settings: Settings, tiny_model: TrainedModel) -> Iterator[Api]:
     install_model(api_settings, tiny_model)
     api_settings.data_dir.mkdir(parents=True, exist_ok=True)
     with TestClient(create_app(api_settings)) as client:
         Registry(client.app).add()  # type: ignore[arg-type]
-        yield Api(client, api_settings)
+        api = Api(client, api_settings)
+        try:
+            yield api
+        finally:
+            # No job process or watcher thread may outlive this test's database.
+            api.stop_jobs()
 
 
 def test_full_lifecycle_upload_train_poll_serve_roll_back(api: Api) -> None:
@@ -239,7 +274,7 @@ def test_grid_search_records_best_params_and_cv_scores(api: Api) -> None:
     job = api.wait(
         api.train(
             algorithm="logistic_regression",
-            params={"clf__C": [0.5, 20.0], "clf__max_iter": 500},
+            params={"clf__C": [0.5, 20.0], "clf__class_weight": "balanced"},
             activate=False,
         )["job_id"]
     )
@@ -250,7 +285,7 @@ def test_grid_search_records_best_params_and_cv_scores(api: Api) -> None:
     assert job["cv_results"][0]["params"] == job["best_params"]
     detail = api.get(f"/models/{job['produced_version']}").json()
     assert detail["best_params"] == job["best_params"]
-    assert detail["params"]["clf__max_iter"] == 500
+    assert detail["params"]["clf__class_weight"] == "balanced"
 
 
 def test_a_second_job_while_one_is_open_gets_409_naming_it(api: Api) -> None:
@@ -318,10 +353,13 @@ def test_sigkill_mid_fit_fails_the_job_and_keeps_the_old_model(api: Api) -> None
         params={"clf__C": [1.0, 10.0, 30.0]},
     )
     job_id = accepted["job_id"]
-    deadline = time.monotonic() + 60
-    while api.get(f"/training/{job_id}").json()["stage"] != "search":
-        assert time.monotonic() < deadline, "job never reached the search stage"
-        time.sleep(0.1)
+    poll_json(
+        lambda: api.get(f"/training/{job_id}"),
+        lambda job: job["stage"] == "search",
+        timeout=300,
+        what="job reaching the search stage",
+        interval=0.1,
+    )
     with api.services.sessions() as session:
         pid = session.query(TrainingJob).filter_by(job_id=job_id).one().pid
     assert pid is not None
@@ -426,6 +464,7 @@ def test_data_paths_are_confined_to_the_data_directory(api: Api, path: str, stat
             "too few rows for 'Kopi' (1)",
         ),
         (csv_bytes([("teh", "Teh")]), {"params": {"clf__nonsense": [1]}}, "clf__nonsense"),
+        (csv_bytes([("teh", "Teh")]), {"params": {"clf__max_iter": 500}}, "clf__max_iter"),
         (
             csv_bytes([("teh", "Teh")]),
             {"algorithm": "logistic_regression", "params": {"clf__C": list(range(1, 62))}},

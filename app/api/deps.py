@@ -14,6 +14,7 @@ from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.security import OAuth2, SecurityScopes
 from sqlalchemy.orm import Session
 
+from app.api.middleware import VERIFIED_CLAIMS
 from app.core.config import Settings
 from app.core.errors import (
     InsufficientScope,
@@ -26,6 +27,8 @@ from app.core.scopes import SCOPE_DESCRIPTIONS, Scope
 from app.services.auth import AuthService, TokenRequest
 from app.services.clients import ClientService
 from app.services.container import ServiceContainer
+from app.services.datasets import UploadStore
+from app.services.tokens import TokenClaims
 
 # Token requests are a handful of short parameters; anything bigger is abuse.
 MAX_TOKEN_REQUEST_BYTES = 8 * 1024
@@ -179,13 +182,8 @@ class AuthenticatedClient:
     token_id: str
 
 
-async def get_current_client(
-    request: Request,
-    security_scopes: SecurityScopes,
-    authorization: Annotated[str | None, Depends(oauth2_scheme)],
-    container: ContainerDep,
-) -> AuthenticatedClient:
-    """Verify the bearer token (RFC 6750 §2.1 header only) and the scopes the route needs."""
+async def verify_bearer(authorization: str | None, container: ServiceContainer) -> TokenClaims:
+    """The claims of a valid, unrevoked bearer token in an `Authorization` header value."""
     if authorization is None:
         raise NotAuthenticated()
     scheme, _, token = authorization.strip().partition(" ")
@@ -198,6 +196,20 @@ async def get_current_client(
     await container.revocation.ensure_fresh(claims.issued_at)
     if container.revocation.is_revoked(claims.client_id, claims.issued_at):
         raise InvalidToken("The access token has been revoked.")
+    return claims
+
+
+async def get_current_client(
+    request: Request,
+    security_scopes: SecurityScopes,
+    authorization: Annotated[str | None, Depends(oauth2_scheme)],
+    container: ContainerDep,
+) -> AuthenticatedClient:
+    """Verify the bearer token (RFC 6750 §2.1 header only) and the scopes the route needs."""
+    # Requests that may carry a body were verified by BearerGate before the body was read.
+    claims: TokenClaims | None = request.scope.get("state", {}).get(VERIFIED_CLAIMS)
+    if claims is None:
+        claims = await verify_bearer(authorization, container)
     # Read by the request log line; the token itself is never logged.
     request.state.client_id = claims.client_id
     missing = [scope for scope in security_scopes.scopes if scope not in claims.scopes]
@@ -211,3 +223,20 @@ CurrentClient = Annotated[AuthenticatedClient, Security(get_current_client)]
 PredictScope = Annotated[AuthenticatedClient, Security(get_current_client, scopes=[Scope.predict])]
 TrainScope = Annotated[AuthenticatedClient, Security(get_current_client, scopes=[Scope.train])]
 AdminScope = Annotated[AuthenticatedClient, Security(get_current_client, scopes=[Scope.admin])]
+
+
+async def feedback_client(client: PredictScope, container: ContainerDep) -> AuthenticatedClient:
+    """A `predict` client, counted against the feedback limit as well as the predict one."""
+    await container.rate_limiter.hit(client.client_id, ["feedback"])
+    return client
+
+
+FeedbackClient = Annotated[AuthenticatedClient, Depends(feedback_client)]
+
+
+async def get_upload_store(container: ContainerDep) -> UploadStore:
+    """Per-client upload folders with their quota and retention."""
+    return UploadStore(container.settings, container.sessions)
+
+
+UploadStoreDep = Annotated[UploadStore, Depends(get_upload_store)]

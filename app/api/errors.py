@@ -24,7 +24,9 @@ from app.core.errors import (
     NotAuthenticated,
     NotFound,
     OAuthError,
+    QuotaExceeded,
     RateLimited,
+    TemporarilyUnavailable,
     TooManyAttempts,
     Unprocessable,
 )
@@ -33,9 +35,15 @@ from app.core.metrics import TOKEN_REQUESTS
 logger = logging.getLogger(__name__)
 
 REALM = "garoupa"
+# RFC 6749 §5.2: every error of the token endpoint has the OAuth shape.
+OAUTH_PATHS = frozenset({"/auth/token"})
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
-_OAUTH_STATUS: dict[type[OAuthError], int] = {InvalidClient: 401, TooManyAttempts: 429}
+_OAUTH_STATUS: dict[type[OAuthError], int] = {
+    InvalidClient: 401,
+    TooManyAttempts: 429,
+    TemporarilyUnavailable: 503,
+}
 # RFC 6750 §3: error_description may hold %x20-21 / %x23-5B / %x5D-7E only.
 _UNQUOTABLE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
 
@@ -57,7 +65,7 @@ async def _oauth_error(_: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, InvalidClient):
         # RFC 6749 §5.2: 401 with a challenge for the scheme clients authenticate with.
         headers["WWW-Authenticate"] = f'Basic realm="{REALM}", charset="UTF-8"'
-    if isinstance(exc, TooManyAttempts):
+    if isinstance(exc, TooManyAttempts | TemporarilyUnavailable):
         headers["Retry-After"] = str(exc.retry_after)
     return JSONResponse(
         {"error": exc.error_code, "error_description": exc.message},
@@ -98,8 +106,16 @@ async def _insufficient_scope(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, BackendUnavailable | ModelNotReady)
+    if request.url.path.rstrip("/") in OAUTH_PATHS:
+        # RFC 6749 §5.2: the token endpoint answers every error in the OAuth shape.
+        TOKEN_REQUESTS.labels("temporarily_unavailable").inc()
+        return JSONResponse(
+            {"error": "temporarily_unavailable", "error_description": exc.message},
+            status_code=503,
+            headers={**NO_STORE, "Retry-After": "5"},
+        )
     return JSONResponse({"detail": exc.message}, status_code=503, headers={"Retry-After": "5"})
 
 
@@ -108,6 +124,9 @@ _PLAIN_STATUS: dict[type[GaroupaError], int] = {
     NotFound: 404,
     Conflict: 409,
     Unprocessable: 422,
+    # RFC 9110 §15.5.14: content larger than the server is willing to accept (a 4xx:
+    # the client can delete or wait out old uploads; 507 would blame the server).
+    QuotaExceeded: 413,
 }
 
 

@@ -7,11 +7,14 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.errors import NO_STORE, OAUTH_PATHS, bearer_challenge
+from app.core.errors import BackendUnavailable, InvalidToken, NotAuthenticated
 from app.core.logging import request_id_var
 from app.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
@@ -59,7 +62,7 @@ class RequestLimits:
         limit = self.limit_for(scope["path"])
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            await _send_413(send, limit)
+            await _send_413(send, limit, scope["path"])
             return
         received = 0
         started = False
@@ -84,7 +87,7 @@ class RequestLimits:
         except BodyTooLarge:
             if started:
                 raise
-            await _send_413(send, limit)
+            await _send_413(send, limit, scope["path"])
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -95,12 +98,97 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _send_413(send: Send, limit: int) -> None:
-    await _send_json(send, 413, f"The request body is larger than the limit of {limit} bytes.")
+# Where the gate leaves the claims it verified, so the route's dependency need not
+# verify the same token again.
+VERIFIED_CLAIMS = "verified_bearer_claims"
+# No route reads a body on these; the dependency alone checks their token.
+_BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+Verifier = Callable[[str | None, Any], Awaitable[Any]]
 
 
-async def _send_json(send: Send, status: int, detail: str) -> None:
-    body = json.dumps({"detail": detail}).encode()
+class BearerGate:
+    """Refuse a request that may carry a body without a valid bearer token, unread.
+
+    FastAPI reads and parses a body before it runs the dependencies that check the
+    token, so without this an anonymous client could make the server take in a
+    50 MB upload just to be told 401. Here the `Authorization` header is verified
+    (signature, claims, revocation: the same `verify` the dependency uses) before
+    `receive` is ever called; scopes are still checked by the route's dependency.
+    The answer is the dependency's own RFC 6750 401, plus `Connection: close` so
+    the server does not go on reading the unwanted body.
+    """
+
+    def __init__(self, app: ASGIApp, verify: Verifier, exempt: frozenset[str]) -> None:
+        self.app = app
+        self.verify = verify
+        self.exempt = exempt
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] in _BODYLESS_METHODS
+            or scope["path"].rstrip("/") in self.exempt
+        ):
+            await self.app(scope, receive, send)
+            return
+        services = scope["app"].state.services
+        authorization = _header(scope, b"authorization")
+        try:
+            claims = await self.verify(authorization, services)
+        except NotAuthenticated:
+            await _send_json(
+                send, 401, "Not authenticated", [(b"www-authenticate", bearer_challenge().encode())]
+            )
+            return
+        except InvalidToken as exc:
+            challenge = bearer_challenge(error="invalid_token", error_description=exc.message)
+            await _send_json(
+                send,
+                401,
+                exc.message,
+                [(b"www-authenticate", challenge.encode())],
+                {"error": "invalid_token"},
+            )
+            return
+        except BackendUnavailable as exc:
+            await _send_json(send, 503, exc.message, [(b"retry-after", b"5")])
+            return
+        scope.setdefault("state", {})[VERIFIED_CLAIMS] = claims
+        await self.app(scope, receive, send)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+async def _send_413(send: Send, limit: int, path: str) -> None:
+    message = f"The request body is larger than the limit of {limit} bytes."
+    if path.rstrip("/") in OAUTH_PATHS:
+        body = {"error": "invalid_request", "error_description": message}
+        no_store = [(name.lower().encode(), value.encode()) for name, value in NO_STORE.items()]
+        await _send_body(send, 413, body, no_store)
+        return
+    await _send_json(send, 413, message)
+
+
+async def _send_json(
+    send: Send,
+    status: int,
+    detail: str,
+    headers: list[tuple[bytes, bytes]] | None = None,
+    extra: dict[str, str] | None = None,
+) -> None:
+    await _send_body(send, status, {"detail": detail, **(extra or {})}, headers)
+
+
+async def _send_body(
+    send: Send, status: int, content: dict[str, str], headers: list[tuple[bytes, bytes]] | None
+) -> None:
+    body = json.dumps(content).encode()
     await send(
         {
             "type": "http.response.start",
@@ -109,6 +197,7 @@ async def _send_json(send: Send, status: int, detail: str) -> None:
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
                 (b"connection", b"close"),
+                *(headers or []),
             ],
         }
     )

@@ -75,21 +75,44 @@ class Settings(BaseSettings):
     # A trained version scoring below this macro-F1 on its hold-out is recorded but
     # not activated, so a bad upload cannot replace a good model.
     min_macro_f1: float = Field(default=0.0, ge=0, le=1)
+    # Nor is one whose hold-out macro-F1 is more than this below the active version's
+    # on the same hold-out rows: a retrain must not silently make the service worse.
+    max_f1_drop: float = Field(default=0.01, ge=0, le=1)
+    # Wall-clock limit of one training job; its process is then killed and the job failed.
+    training_timeout_seconds: float = Field(default=3600.0, gt=0, le=7 * 24 * 3600)
     # Largest total size of a request's headers; 431 above.
     max_header_bytes: int = Field(default=16 * 1024, ge=4096)
     # Largest request body anywhere else (JSON); 413 above.
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Largest CSV accepted by POST /datasets/.
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    # Characters (after NFKC) one POST /predict/batch may hold; 422 above. The
+    # default is the contract's own maximum (1,000 names of 300); lower it to bound
+    # the CPU one request may take.
+    max_batch_chars: int = Field(default=300_000, ge=300, le=300_000)
+    # Stored uploads per client (POST /datasets/): total bytes and files; 413 above.
+    upload_quota_bytes: int = Field(default=1024**3, ge=1024)
+    upload_quota_files: int = Field(default=100, ge=1, le=100_000)
+    # Uploads older than this are deleted (unless an open training job uses them).
+    upload_retention_days: float = Field(default=30, gt=0, le=3650)
 
     # Requests per client and scope (`limits` notation, or "unlimited"); shared
     # across workers and replicas when REDIS_URL is set.
     rate_limit_predict: str = "6000/minute"
     rate_limit_train: str = "120/minute"
     rate_limit_admin: str = "120/minute"
+    # POST /feedback/ per client, on top of the predict limit: proposals are stored
+    # rows a reviewer must read, so they are far scarcer than predictions.
+    rate_limit_feedback: str = "60/minute"
+    # Accept feedback from `predict`-only clients straight into training (the old,
+    # trusting behaviour). Off: their labels wait for a `train` client's review.
+    feedback_auto_accept: bool = False
 
     auth_failure_limit: str = "10/5minutes"
     auth_failure_limit_per_address: str = "30/5minutes"
+    # Secret verifications (Argon2id, ~64 MiB each) running at once per process;
+    # token requests above this get 503 with Retry-After instead of queueing.
+    max_concurrent_secret_checks: int = Field(default=4, ge=1, le=64)
     redis_url: str | None = None
 
     log_format: Literal["auto", "json", "text"] = "auto"
@@ -99,6 +122,7 @@ class Settings(BaseSettings):
         "rate_limit_predict",
         "rate_limit_train",
         "rate_limit_admin",
+        "rate_limit_feedback",
         "auth_failure_limit",
         "auth_failure_limit_per_address",
     )

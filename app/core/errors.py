@@ -54,6 +54,17 @@ class TooManyAttempts(OAuthError):
         self.retry_after = retry_after
 
 
+class TemporarilyUnavailable(OAuthError):
+    """A secret check cannot start now: every slot is busy, or the client id's last
+    allowed attempts are still being checked (503 with Retry-After)."""
+
+    error_code = "temporarily_unavailable"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("The token endpoint is busy verifying other requests; retry shortly.")
+        self.retry_after = retry_after
+
+
 class NotAuthenticated(GaroupaError):
     """No bearer token was sent."""
 
@@ -118,6 +129,10 @@ class Conflict(GaroupaError):
 
 class Unprocessable(GaroupaError):
     """Content that cannot be used, e.g. a CSV without the needed columns (422)."""
+
+
+class QuotaExceeded(GaroupaError):
+    """Storing this content would pass the client's storage quota (413)."""
 
 
 class RateLimited(GaroupaError):

@@ -11,6 +11,7 @@ shared by every worker of one server: they all have the same parent process.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -43,6 +44,7 @@ __all__ = [
     "PREDICTIONS",
     "TOKEN_REQUESTS",
     "count_prediction",
+    "label_value",
     "render",
 ]
 
@@ -74,14 +76,25 @@ MODEL_SERVING = Gauge(
 )
 
 
+# Categories come from uploaded data and feedback, i.e. from clients: a label value
+# is cut to this many characters, control and format characters removed, so a
+# category cannot bloat every scrape or forge lines in tools that read it.
+MAX_LABEL_CHARS = 64
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
+
 _prediction_counters: dict[str, Counter] = {}
+
+
+def label_value(text: str) -> str:
+    """A user-derived string made safe as a Prometheus label value."""
+    return _UNPRINTABLE.sub("", text)[:MAX_LABEL_CHARS]
 
 
 def count_prediction(category: str, n: int = 1) -> None:
     """Count predicted categories; the labelled child is looked up once per category."""
     child = _prediction_counters.get(category)
     if child is None:
-        child = _prediction_counters[category] = PREDICTIONS.labels(category)
+        child = _prediction_counters[category] = PREDICTIONS.labels(label_value(category))
     child.inc(n)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, Text, true
@@ -106,6 +107,14 @@ class TrainingJob(Base):
     activated: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class FeedbackStatus(StrEnum):
+    """Where a feedback row is in review; only `accepted` rows reach training."""
+
+    proposed = "proposed"
+    accepted = "accepted"
+    rejected = "rejected"
+
+
 class Feedback(Base):
     """A ground-truth label for a product name, with the prediction it corrects."""
 
@@ -118,3 +127,12 @@ class Feedback(Base):
     model_version: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
     client_id: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Only accepted rows are trained on: a `predict` client's label is a proposal
+    # until a `train` client accepts it (or FEEDBACK_AUTO_ACCEPT is on).
+    status: Mapped[str] = mapped_column(
+        String(16), default=FeedbackStatus.proposed.value, index=True
+    )
+    # Who accepted or rejected the row; NULL for rows accepted by FEEDBACK_AUTO_ACCEPT
+    # or stored before review existed.
+    reviewed_by: Mapped[str | None] = mapped_column(String(128), default=None)
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -38,6 +38,8 @@ LABEL_COLUMNS: tuple[str, ...] = ("category", "label", "Fixed Category Code")
 # part needs every class in both parts and at least 4 training rows.
 MIN_ROWS_PER_CLASS = 5
 MAX_NAME_LENGTH = 300
+# Warnings a job records about left-out categories, at most (then one summary line).
+MAX_WARNINGS = 20
 
 
 class DatasetError(ValueError):
@@ -74,6 +76,44 @@ class Dataset:
     def sha256(self) -> str:
         """Hash of the canonical CSV: equal rows give an equal hash whatever the source file."""
         return hashlib.sha256(self.to_csv_bytes()).hexdigest()
+
+    def prepare_for_training(self, test_size: float) -> tuple[Dataset, list[str]]:
+        """This dataset without the categories too small to train on, and a warning for each.
+
+        One label nobody else uses (a feedback row, a typo in a CSV) must not make
+        every job fail: such categories are left out of this job. DatasetError
+        only when fewer than two categories remain or the split is impossible.
+        """
+        counts = Counter(self.labels)
+        small = sorted(label for label, n in counts.items() if n < MIN_ROWS_PER_CLASS)
+        kept = {label for label in counts if label not in small}
+        if small and len(kept) < 2:
+            found = ", ".join(repr(label) for label in sorted(kept)) or "none"
+            listed = ", ".join(f"{label!r} ({counts[label]})" for label in small[:5])
+            more = f" and {len(small) - 5} more" if len(small) > 5 else ""
+            raise DatasetError(
+                f"the data needs at least 2 categories with {MIN_ROWS_PER_CLASS} or more rows "
+                f"each; found {found}; too few rows for {listed}{more}"
+            )
+        if not small:
+            self.validate_for_training(test_size)
+            return self, []
+        pairs = [(t, lbl) for t, lbl in zip(self.texts, self.labels, strict=True) if lbl in kept]
+        prepared = Dataset(
+            texts=[t for t, _ in pairs],
+            labels=[lbl for _, lbl in pairs],
+            sources=self.sources,
+            dropped_rows=self.dropped_rows,
+        )
+        prepared.validate_for_training(test_size)
+        warnings = [
+            f"category {label!r} left out of this job: {counts[label]} row(s), "
+            f"at least {MIN_ROWS_PER_CLASS} needed"
+            for label in small[:MAX_WARNINGS]
+        ]
+        if len(small) > MAX_WARNINGS:
+            warnings.append(f"{len(small) - MAX_WARNINGS} more categories left out likewise")
+        return prepared, warnings
 
     def validate_for_training(self, test_size: float) -> None:
         """Raise DatasetError unless a stratified split and calibrated fit are possible."""

@@ -7,7 +7,7 @@ import unicodedata
 
 from nltk.tokenize import RegexpTokenizer
 
-__all__ = ["normalize_product_name", "tokenize", "analyze"]
+__all__ = ["analyze", "nfkc_length", "normalize_product_name", "tokenize"]
 
 # Apostrophes inside words ("kellogg's") are dropped rather than split so the
 # brand stays one token; NFKC already folds the full-width and typographic forms
@@ -28,6 +28,37 @@ _SPACES = re.compile(r"\s+")
 _PLACEHOLDER = "\u0001"
 
 _TOKENIZER = RegexpTokenizer(r"\S+")
+# First prefix tried by nfkc_length; one character expands to at most 18 under
+# NFKC (U+FDFA), so 32 characters are enough to see a 300-character cap broken.
+_FIRST_PREFIX = 32
+
+
+def nfkc_length(text: str, limit: int) -> int:
+    """The length of `text` after NFKC, exact up to `limit`; above it, some number > `limit`.
+
+    A hostile name is refused after normalising a short prefix rather than all of
+    it: NFKC can turn 300 characters into 5,400, and normalising that much is
+    itself most of the cost the length cap exists to bound.
+    """
+    if text.isascii() or unicodedata.is_normalized("NFKC", text):
+        return len(text)
+    size = _FIRST_PREFIX
+    while size < len(text):
+        head = unicodedata.normalize("NFKC", text[:size])
+        # Only the last combining sequence of a prefix can change when more text
+        # follows, so the characters before its last starter are in the full result.
+        stable = _last_starter(head)
+        if stable > limit:
+            return stable
+        size *= 4
+    return len(unicodedata.normalize("NFKC", text))
+
+
+def _last_starter(text: str) -> int:
+    for index in range(len(text) - 1, -1, -1):
+        if unicodedata.combining(text[index]) == 0:
+            return index
+    return 0
 
 
 def normalize_product_name(text: str) -> str:

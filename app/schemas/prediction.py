@@ -5,11 +5,24 @@ from __future__ import annotations
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 
-from app.ml.preprocessing import normalize_product_name
+from app.ml.preprocessing import nfkc_length, normalize_product_name
+
+MAX_NAME_CHARS = 300
+MAX_BATCH_NAMES = 1000
 
 
-def _has_content(name: str) -> str:
+def _bounded_name(name: str) -> str:
+    # The cap applies to the text the model reads, after NFKC: one character can
+    # expand to eighteen (U+FDFA), and scoring cost follows the expanded length.
+    length = nfkc_length(name, MAX_NAME_CHARS)
+    if length > MAX_NAME_CHARS:
+        raise PydanticCustomError(
+            "string_too_long",
+            "String should have at most {max_length} characters after Unicode NFKC normalisation",
+            {"max_length": MAX_NAME_CHARS},
+        )
     # A name of only punctuation or symbols has no features; any answer would be
     # the class prior dressed up as a prediction.
     if not normalize_product_name(name):
@@ -19,8 +32,9 @@ def _has_content(name: str) -> str:
 
 ProductName = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=300),
-    AfterValidator(_has_content),
+    # The raw cap first: it bounds what the NFKC check below can cost.
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME_CHARS),
+    AfterValidator(_bounded_name),
 ]
 
 
@@ -31,7 +45,9 @@ class PredictionRequest(BaseModel):
         json_schema_extra={"examples": [{"product_name": "susu ultra coklat 250ml", "top_k": 3}]}
     )
 
-    product_name: ProductName = Field(description="1-300 characters after trimming.")
+    product_name: ProductName = Field(
+        description="1-300 characters after trimming, also after Unicode NFKC normalisation."
+    )
     top_k: int = Field(default=1, ge=1, le=20, description="How many ranked categories to return.")
 
 
@@ -44,7 +60,12 @@ class BatchPredictionRequest(BaseModel):
         }
     )
 
-    product_names: list[ProductName] = Field(min_length=1, max_length=1000)
+    product_names: list[ProductName] = Field(min_length=1, max_length=MAX_BATCH_NAMES)
+
+    def normalized_chars(self) -> int:
+        """Total characters of the names after NFKC (what MAX_BATCH_CHARS bounds)."""
+        # Each name already passed its own cap, so this is exact and cheap.
+        return sum(nfkc_length(name, MAX_NAME_CHARS) for name in self.product_names)
 
 
 class CategoryScore(BaseModel):

@@ -6,9 +6,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from app.ml.pipeline import ALGORITHMS, DEFAULT_ALGORITHM
+from app.core.text import validate_category_name
+from app.db.models import FeedbackStatus
+from app.ml.pipeline import ALGORITHMS, DEFAULT_ALGORITHM, describe_tunable_params
 from app.schemas.prediction import ProductName
 
 Algorithm = StrEnum("Algorithm", {name: name for name in ALGORITHMS})  # type: ignore[misc]
@@ -47,8 +49,11 @@ class TrainingRequest(BaseModel):
     )
     params: dict[str, Any] | None = Field(
         default=None,
-        description="Pipeline parameters by scikit-learn name. A list is a grid of candidates "
-        "searched with 3-fold cross-validated macro-F1; a single value is fixed.",
+        description="Hyper-parameters by scikit-learn name. A list is a grid of candidates "
+        "searched with 3-fold cross-validated macro-F1 (at most 60 combinations); a single "
+        "value is fixed (an n-gram range `[1, 2]` is one value, `[[1, 1], [1, 2]]` a grid). "
+        "Only these names, with these values, are accepted (anything else is a 422):\n\n"
+        + describe_tunable_params(),
     )
     include_base_data: bool = Field(
         default=True, description="Add the rows the active version was trained on."
@@ -66,13 +71,20 @@ class TrainingAccepted(BaseModel):
     data_path: str | None
     job_id: str
     status_url: str
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Categories left out of this job because they have too few rows.",
+    )
 
 
 class TrainingJobOut(BaseModel):
     """A training job's state as any worker reports it."""
 
     job_id: str
-    status: str = Field(description="queued, running, succeeded or failed")
+    status: str = Field(
+        description="queued, running, succeeded or failed (a cancelled or timed-out job is "
+        "failed, and `error` says so)"
+    )
     stage: str | None
     percent: float
     source: str = Field(description="api or cli")
@@ -95,6 +107,10 @@ class TrainingJobOut(BaseModel):
     activated: bool
     message: str | None
     error: str | None
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Categories left out of this job because they have too few rows.",
+    )
 
 
 class TrainingJobList(BaseModel):
@@ -166,6 +182,14 @@ class ActiveModel(BaseModel):
     message: str | None = None
 
 
+# Category text reaches CSV snapshots (opened in spreadsheets) and metric labels:
+# validate_category_name refuses formulas and invisible characters. The raw cap
+# bounds the NFKC work before the real 100-character limit applies.
+SafeCategoryName = Annotated[
+    str, StringConstraints(max_length=400), AfterValidator(validate_category_name)
+]
+
+
 class FeedbackIn(BaseModel):
     """A ground-truth label for a product name, and the prediction it corrects."""
 
@@ -184,13 +208,35 @@ class FeedbackIn(BaseModel):
     )
 
     product_name: ProductName
-    category: CategoryName
-    predicted_category: CategoryName | None = None
+    category: SafeCategoryName = Field(
+        description="One of the active model's classes or an accepted feedback category."
+    )
+    predicted_category: SafeCategoryName | None = None
     model_version: str | None = Field(default=None, max_length=32)
+    new_category: bool = Field(
+        default=False,
+        description="Add `category` as a new class (needs the `train` scope; 403 otherwise).",
+    )
+
+
+class FeedbackReviewRequest(BaseModel):
+    """Accept a feedback row, optionally correcting its label."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{}, {"category": "Susu"}]},
+    )
+
+    category: SafeCategoryName | None = Field(
+        default=None, description="The corrected label; omitted: keep the proposed one."
+    )
+    new_category: bool = Field(
+        default=False, description="Allow a category no model or accepted feedback knows yet."
+    )
 
 
 class FeedbackOut(BaseModel):
-    """A stored feedback label."""
+    """A stored feedback label and its review state."""
 
     model_config = ConfigDict(from_attributes=True)
 
@@ -201,6 +247,14 @@ class FeedbackOut(BaseModel):
     model_version: str | None
     client_id: str
     created_at: datetime
+    status: FeedbackStatus = Field(
+        description="proposed (not trained on), accepted (trained on) or rejected"
+    )
+    reviewed_by: str | None = Field(
+        description="Client that accepted or rejected it; null when accepted by "
+        "FEEDBACK_AUTO_ACCEPT or stored before review existed."
+    )
+    reviewed_at: datetime | None
 
 
 class FeedbackList(BaseModel):

@@ -41,16 +41,18 @@ class AuthService:
             raise UnsupportedGrantType(
                 f"Only the {GRANT_TYPE} grant is supported, not {request.grant_type!r}."
             )
-        self._guard.check(request.client_id, address)
-        try:
-            client = self._clients.authenticate(request.client_id, request.client_secret)
-        except InvalidClient:
-            self._guard.record_failure(request.client_id, address)
-            logger.info(
-                "token refused",
-                extra={"client_id": request.client_id, "auth_method": request.auth_method},
-            )
-            raise
+        # The attempt is reserved before Argon2 runs, so parallel guesses cannot
+        # outnumber the per-id limit; unknown, wrong and inactive all fail alike.
+        with self._guard.attempt(request.client_id, address) as attempt:
+            try:
+                client = self._clients.authenticate(request.client_id, request.client_secret)
+            except InvalidClient:
+                logger.info(
+                    "token refused",
+                    extra={"client_id": request.client_id, "auth_method": request.auth_method},
+                )
+                attempt.failed()
+                raise
         scopes = self._tokens.grant_scopes(client, request.scope)
         issued = self._tokens.issue(client, scopes)
         logger.info(

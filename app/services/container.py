@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pwdlib import PasswordHash
 from sqlalchemy import Engine
@@ -14,7 +14,7 @@ from app.core.security import build_secret_hasher
 from app.db.migrations import upgrade_database
 from app.db.session import create_db_engine, create_session_factory
 from app.services.clients import ClientService
-from app.services.jobs import TrainingJobService, launch_job
+from app.services.jobs import JobLauncher, TrainingJobService
 from app.services.login_guard import LoginGuard
 from app.services.models import ModelRegistry
 from app.services.prediction import PredictionService
@@ -37,6 +37,11 @@ class ServiceContainer:
     login_guard: LoginGuard
     predictions: PredictionService
     rate_limiter: RateLimiter
+    # Starts this worker's training processes and watches them; stopped in close().
+    launcher: JobLauncher = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.launcher = JobLauncher(self.sessions, self.settings)
 
     @classmethod
     def build(cls, settings: Settings, *, migrate: bool = True) -> ServiceContainer:
@@ -59,6 +64,7 @@ class ServiceContainer:
                 per_client=settings.auth_failure_limit,
                 per_address=settings.auth_failure_limit_per_address,
                 storage_uri=settings.redis_url or "memory://",
+                max_concurrent_checks=settings.max_concurrent_secret_checks,
             ),
             predictions=PredictionService(sessions, settings.model_dir),
             rate_limiter=RateLimiter(
@@ -66,6 +72,8 @@ class ServiceContainer:
                     "predict": settings.rate_limit_predict,
                     "train": settings.rate_limit_train,
                     "admin": settings.rate_limit_admin,
+                    # Not a scope: counted by the feedback route on top of `predict`.
+                    "feedback": settings.rate_limit_feedback,
                 },
                 settings.redis_url,
             ),
@@ -85,7 +93,7 @@ class ServiceContainer:
 
     def launch(self, job_id: str) -> None:
         """Start a created job in its own process."""
-        launch_job(self.sessions, self.settings, job_id)
+        self.launcher.launch(job_id)
 
     def housekeeping(self) -> None:
         """Periodic per-worker work: revocation snapshot, active model, dead training jobs."""
@@ -97,4 +105,6 @@ class ServiceContainer:
     def close(self) -> None:
         """Release database connections and withdraw this worker's serving gauge."""
         self.predictions.close()
+        # Before the engine goes: a watcher must not write to a closed database.
+        self.launcher.close()
         self.engine.dispose()

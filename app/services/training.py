@@ -79,6 +79,9 @@ class TrainedModel:
     timings: dict[str, float] = field(default_factory=dict)
     best_params: dict[str, Any] | None = None
     cv_results: list[dict[str, Any]] | None = None
+    # The stratified hold-out the metrics were measured on (never fitted on).
+    holdout_texts: list[str] = field(default_factory=list)
+    holdout_labels: list[str] = field(default_factory=list)
 
     @property
     def classes(self) -> list[str]:
@@ -176,6 +179,66 @@ def fit_model(
         timings=timings,
         best_params=best_params,
         cv_results=cv_results,
+        holdout_texts=list(x_test),
+        holdout_labels=list(y_test),
+    )
+
+
+def fitted_texts(dataset: Dataset, test_size: float) -> set[str]:
+    """The names `fit_model(dataset, test_size=test_size)` fitted on (its hold-out left out)."""
+    x_train, _, _, _ = split_holdout(
+        dataset.texts, dataset.labels, test_size=test_size, seed=SPLIT_SEED
+    )
+    return set(x_train)
+
+
+@dataclass(frozen=True)
+class HoldoutComparison:
+    """The new model and the active version scored on the same hold-out rows."""
+
+    active_version: str
+    active_macro_f1: float
+    new_macro_f1: float
+    rows: int
+    # False when every hold-out row was one the active version was fitted on, so the
+    # whole hold-out is used (which flatters the active version: the safe side).
+    unseen_only: bool
+
+    def as_metrics(self) -> dict[str, Any]:
+        """The comparison as the job's and the version's metrics record it."""
+        return {
+            "active_version_compared": self.active_version,
+            "active_macro_f1_same_holdout": self.active_macro_f1,
+            "new_macro_f1_same_holdout": self.new_macro_f1,
+            "same_holdout_rows": self.rows,
+            "same_holdout_unseen_only": self.unseen_only,
+        }
+
+
+def compare_on_holdout(
+    trained: TrainedModel, active: Any, active_version: str, active_fitted: set[str]
+) -> HoldoutComparison:
+    """Score `trained` and the `active` pipeline on the same rows of `trained`'s hold-out.
+
+    Rows the active version was fitted on are left out: it would answer them from
+    memory, and every retrain that keeps the base data would look like a drop.
+    """
+    rows = [
+        (text, label)
+        for text, label in zip(trained.holdout_texts, trained.holdout_labels, strict=True)
+        if text not in active_fitted
+    ]
+    unseen_only = bool(rows)
+    if not rows:
+        rows = list(zip(trained.holdout_texts, trained.holdout_labels, strict=True))
+    texts = [text for text, _ in rows]
+    labels = [label for _, label in rows]
+    return HoldoutComparison(
+        active_version=active_version,
+        active_macro_f1=float(evaluate(active, texts, labels)["macro_f1"]),
+        new_macro_f1=float(evaluate(trained.pipeline, texts, labels)["macro_f1"]),
+        rows=len(rows),
+        unseen_only=unseen_only,
     )
 
 

@@ -71,6 +71,11 @@ _TOKEN_FORM: dict[str, Any] = {
         },
         401: {"model": OAuthErrorResponse, "description": "invalid_client."},
         429: {"model": OAuthErrorResponse, "description": "Too many failed attempts."},
+        503: {
+            "model": OAuthErrorResponse,
+            "description": "temporarily_unavailable: every secret-check slot is busy; "
+            "retry after Retry-After seconds.",
+        },
     },
 )
 def issue_token(
@@ -78,7 +83,8 @@ def issue_token(
 ) -> TokenResponse:
     """Trade client credentials (HTTP Basic or form body) for a bearer JWT.
 
-    Runs in the thread pool: Argon2 verification takes tens of milliseconds.
+    Runs in the thread pool: Argon2 verification takes tens of milliseconds, and the
+    guard's non-blocking slots bound how many of these threads hash at once.
     """
     issued = auth.issue_token(token_request, address=address)
     request.state.client_id = token_request.client_id

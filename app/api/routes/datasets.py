@@ -7,11 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, File, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import ContainerDep, TrainScope
+from app.api.deps import ContainerDep, TrainScope, UploadStoreDep
 from app.api.middleware import BodyTooLarge
 from app.schemas.errors import BearerErrorResponse, ErrorResponse
 from app.schemas.training import DatasetOut
-from app.services.datasets import store_upload
 
 router = APIRouter(prefix="/datasets", tags=["training"])
 
@@ -24,23 +23,33 @@ router = APIRouter(prefix="/datasets", tags=["training"])
     responses={
         401: {"model": BearerErrorResponse, "description": "Missing, invalid or revoked token."},
         403: {"model": BearerErrorResponse, "description": "Token lacks the `train` scope."},
-        413: {"model": ErrorResponse, "description": "Larger than MAX_UPLOAD_BYTES."},
-        422: {"description": "Not UTF-8, wrong columns, or too little data per category."},
+        413: {
+            "model": ErrorResponse,
+            "description": "Larger than MAX_UPLOAD_BYTES, or the client's upload quota "
+            "(UPLOAD_QUOTA_BYTES, UPLOAD_QUOTA_FILES) is used up.",
+        },
+        422: {"description": "Not UTF-8 CSV, wrong columns, no usable rows, or one category."},
     },
 )
 @router.post("", status_code=201, response_model=DatasetOut, include_in_schema=False)
 async def upload_dataset(
     file: Annotated[UploadFile, File(description="CSV: product_name,category (UTF-8).")],
-    _: TrainScope,
+    client: TrainScope,
     services: ContainerDep,
+    uploads: UploadStoreDep,
 ) -> DatasetOut:
-    """Store a CSV under the data directory; pass the returned `data_path` to POST /training/."""
+    """Store a CSV under the data directory; pass the returned `data_path` to POST /training/.
+
+    Each client's uploads count against its quota and are deleted after
+    UPLOAD_RETENTION_DAYS. Whether every category has enough rows to train on is
+    checked at POST /training/, on the combined data.
+    """
     limit = services.settings.max_upload_bytes
     # The middleware bounds the whole multipart body; this bounds the file exactly.
     data = await file.read(limit + 1)
     if len(data) > limit:
         raise BodyTooLarge(limit)
-    stored = await run_in_threadpool(store_upload, services.settings.data_dir, data, file.filename)
+    stored = await run_in_threadpool(uploads.store, client.client_id, data, file.filename)
     return DatasetOut(
         data_path=stored.data_path,
         rows=stored.rows,

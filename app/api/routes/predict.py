@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import ContainerDep, PredictScope
@@ -59,6 +60,25 @@ async def predict(body: PredictionRequest, _: PredictScope, request: Request) ->
     )
 
 
+def _check_batch_size(body: BatchPredictionRequest, limit: int) -> None:
+    # A settings-dependent bound, so it cannot live in the schema; it is answered
+    # as the schema's own 422 would be, naming the field.
+    total = body.normalized_chars()
+    if total > limit:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "too_long",
+                    "loc": ("body", "product_names"),
+                    "msg": f"The names hold {total} characters after Unicode NFKC "
+                    f"normalisation; a batch may hold at most {limit} (MAX_BATCH_CHARS)",
+                    "input": None,
+                    "ctx": {"max_length": limit},
+                }
+            ]
+        )
+
+
 @router.post(
     "/batch",
     response_model=BatchPredictionResponse,
@@ -68,7 +88,11 @@ async def predict(body: PredictionRequest, _: PredictScope, request: Request) ->
 async def predict_batch(
     body: BatchPredictionRequest, _: PredictScope, services: ContainerDep
 ) -> BatchPredictionResponse:
-    """Predict categories for many names, answered in input order."""
+    """Predict categories for many names, answered in input order.
+
+    The names together may hold at most MAX_BATCH_CHARS characters after NFKC.
+    """
+    _check_batch_size(body, services.settings.max_batch_chars)
     model = services.predictions.require_model()
     names = body.product_names
     if len(names) <= _INLINE_BATCH:

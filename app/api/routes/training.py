@@ -1,4 +1,4 @@
-"""Retraining routes (scope `train`): start a job, follow it, list jobs."""
+"""Retraining routes (scope `train`): start a job, follow it, list jobs, cancel one."""
 
 from __future__ import annotations
 
@@ -57,6 +57,7 @@ def job_out(job: TrainingJob) -> TrainingJobOut:
         activated=job.activated,
         message=job.message,
         error=job.error,
+        warnings=list((job.metrics or {}).get("warnings", [])),
     )
 
 
@@ -70,7 +71,10 @@ def job_out(job: TrainingJob) -> TrainingJobOut:
         400: {"model": ErrorResponse, "description": "Path outside the data directory."},
         404: {"model": ErrorResponse, "description": "Data file not found."},
         409: {"model": ErrorResponse, "description": "A job is already queued or running."},
-        422: {"description": "Bad options, unreadable CSV, wrong columns or too little data."},
+        422: {
+            "description": "Bad options, a parameter outside the allow-list, unreadable CSV, "
+            "wrong columns or too little data."
+        },
     },
 )
 @router.post("", status_code=202, response_model=TrainingAccepted, include_in_schema=False)
@@ -82,12 +86,14 @@ def start_training(
     The data is the CSV at `new_data_path` plus, by default, the rows the active
     version was trained on and every stored feedback label (later rows win for a
     repeated name). The combined data must allow a stratified split (2+
-    categories, 5+ rows each). Poll `status_url`; the new version serves on every
-    worker within seconds of the job succeeding when `activate` is true.
+    categories with 5+ rows each; smaller categories are left out with a
+    warning). Poll `status_url`; the new version serves on every worker within
+    seconds of the job succeeding when `activate` is true and it is not worse
+    than the active version (MIN_MACRO_F1, MAX_F1_DROP).
     """
     with services.sessions() as session:
         jobs = services.jobs(session)
-        plan, _ = jobs.plan(
+        plan, _, warnings = jobs.plan(
             new_data_path=body.new_data_path,
             algorithm=str(body.algorithm),
             params=body.params,
@@ -111,6 +117,7 @@ def start_training(
         data_path=job.data_path,
         job_id=job.job_id,
         status_url=status_url,
+        warnings=warnings,
     )
 
 
@@ -140,3 +147,23 @@ def get_job(job_id: str, _: TrainScope, services: ContainerDep) -> TrainingJobOu
     """Status, stage and percent, timings, metrics, best params, and the error if it failed."""
     with services.sessions() as session:
         return job_out(services.jobs(session).get(job_id))
+
+
+@router.delete(
+    "/{job_id}",
+    response_model=TrainingJobOut,
+    summary="Cancel a queued or running training job",
+    responses={
+        **_AUTH_ERRORS,
+        404: {"model": ErrorResponse, "description": "Unknown job."},
+        409: {"model": ErrorResponse, "description": "The job has already finished."},
+    },
+)
+def cancel_job(job_id: str, client: TrainScope, services: ContainerDep) -> TrainingJobOut:
+    """Stop a job: it fails with `cancelled by <client_id>`; the active model keeps serving.
+
+    A job running on this host is killed at once; one on another replica stops
+    at its next heartbeat (within seconds).
+    """
+    with services.sessions() as session:
+        return job_out(services.jobs(session).cancel(job_id, by=client.client_id))
