@@ -30,10 +30,12 @@ from app.core.errors import Conflict
 from app.db.migrations import upgrade_database
 from app.db.models import TrainingJob
 from app.db.session import create_db_engine, create_session_factory
+from app.ml.algorithms import ALGORITHMS, DEFAULT_ALGORITHM
 from app.ml.dataset import SHIPPED_DATASET, DatasetError, read_csv
-from app.ml.pipeline import ALGORITHMS, DEFAULT_ALGORITHM
-from app.services.jobs import TrainingJobService, TrainingPlan, execute_job, mark_failed
-from app.services.training import DEFAULT_TEST_SIZE, STAGES, TrainingError
+from app.ml.training import DEFAULT_TEST_SIZE, STAGES, TrainingError
+from app.services.job_runner import execute_job
+from app.services.training_jobs import TrainingJobService, mark_failed
+from app.services.training_plan import TrainingPlan
 
 
 def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace:

@@ -13,9 +13,10 @@ import numpy as np
 # Allow `python benchmarks/fast_path_bench.py` from the repo root without installing.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from app.ml.algorithms import ALGORITHMS, DEFAULT_ALGORITHM  # noqa: E402
 from app.ml.evaluation import split_holdout  # noqa: E402
 from app.ml.fast_path import FastScorer  # noqa: E402
-from app.ml.pipeline import ALGORITHMS, DEFAULT_ALGORITHM, build_pipeline  # noqa: E402
+from app.ml.pipeline import build_pipeline  # noqa: E402
 from benchmarks.model_comparison import load_dataset  # noqa: E402
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"

@@ -29,9 +29,10 @@ from sklearn.svm import LinearSVC
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from app.ml.algorithms import ALGORITHMS, DEFAULT_ALGORITHM  # noqa: E402
 from app.ml.calibration import CalibratedLinearSVC  # noqa: E402
 from app.ml.evaluation import expected_calibration_error, split_holdout  # noqa: E402
-from app.ml.pipeline import ALGORITHMS, DEFAULT_ALGORITHM, build_pipeline  # noqa: E402
+from app.ml.pipeline import build_pipeline  # noqa: E402
 from app.ml.preprocessing import normalize_product_name, tokenize  # noqa: E402
 
 DATASETS_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets"

@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.core.config import PROJECT_ROOT, load_settings  # noqa: E402
 from app.core.errors import ClientNotFound  # noqa: E402
+from app.core.scopes import DEFAULT_CLIENT_SCOPES, format_scopes  # noqa: E402
 from app.core.security import build_secret_hasher  # noqa: E402
 from app.db.migrations import upgrade_database  # noqa: E402
 from app.db.session import create_db_engine, create_session_factory  # noqa: E402
@@ -68,7 +69,9 @@ def ensure_demo_client(clients: ClientService) -> None:
         clients.get(DEMO_CLIENT_ID)
     except ClientNotFound:
         client, secret = clients.register(
-            name="Demo client", client_id=DEMO_CLIENT_ID, scopes="predict train"
+            name="Demo client",
+            client_id=DEMO_CLIENT_ID,
+            scopes=format_scopes(DEFAULT_CLIENT_SCOPES),
         )
         with _private_file(DEMO_CREDENTIALS, os.O_TRUNC) as handle:
             handle.write(

@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError  # noqa: E402
 
 from app.core.config import ConfigurationError, load_settings  # noqa: E402
 from app.core.errors import GaroupaError  # noqa: E402
-from app.core.scopes import Scope, format_scopes  # noqa: E402
+from app.core.scopes import DEFAULT_CLIENT_SCOPES, Scope, format_scopes  # noqa: E402
 from app.core.security import build_secret_hasher  # noqa: E402
 from app.db.migrations import upgrade_database  # noqa: E402
 from app.db.session import create_db_engine, create_session_factory  # noqa: E402
@@ -215,8 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
         "and printed once. Visible in shell history and the process list: prefer "
         "--secret-stdin",
     )
+    default_scopes = format_scopes(DEFAULT_CLIENT_SCOPES)
     add.add_argument(
-        "--scopes", default="predict train", help=f"{SCOPE_HELP} (default: 'predict train')"
+        "--scopes", default=default_scopes, help=f"{SCOPE_HELP} (default: '{default_scopes}')"
     )
     add.add_argument("--secret-stdin", action="store_true", help=SECRET_STDIN_HELP)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.conftest import REPO_ROOT
+from tests.support import REPO_ROOT
 
 API_REFERENCE = REPO_ROOT / "docs" / "api.md"
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})

@@ -36,7 +36,7 @@ from app.main import create_app
 from app.services.clients import ClientService
 from app.services.container import ServiceContainer
 from app.services.login_guard import LoginGuard
-from tests.conftest import REPO_ROOT, Registry, make_settings, request_token
+from tests.support import REPO_ROOT, Registry, make_settings, request_token
 
 WRONG = "wrong-secret-value"
 

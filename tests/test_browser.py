@@ -28,8 +28,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from tests.conftest import REPO_ROOT
-from tests.test_e2e import LiveServer, start_server
+from tests.support import REPO_ROOT, LiveServer, start_server
 
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 BROWSER_CLIENT_ID = "browser-client"

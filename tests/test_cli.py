@@ -17,7 +17,7 @@ from app.core.errors import InvalidClient
 from app.core.security import build_secret_hasher
 from app.db.session import create_db_engine, create_session_factory
 from app.services.clients import ClientService
-from tests.conftest import REPO_ROOT, database_url_for
+from tests.support import REPO_ROOT, database_url_for, readme_bash_block
 
 SCRIPT = REPO_ROOT / "scripts" / "manage_clients.py"
 
@@ -297,9 +297,7 @@ def test_a_database_the_cli_creates_is_private(tmp_path: Path, database_backend:
 
 
 def test_readme_cli_examples_run_as_written(cli: Cli) -> None:
-    readme = (REPO_ROOT / "README.md").read_text()
-    section = readme.split("<!-- cli-examples:start -->")[1].split("<!-- cli-examples:end -->")[0]
-    script = section.split("```bash\n")[1].split("```")[0]
+    script = readme_bash_block("cli-examples")
     script = script.replace("python scripts/", f"{sys.executable} scripts/")
     result = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],

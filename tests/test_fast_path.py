@@ -18,10 +18,11 @@ from sklearn.naive_bayes import MultinomialNB
 from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 
-from app.ml.calibration import CALIBRATION_METHODS, CalibratedLinearSVC, adaptive_temperature_logits
+from app.ml.algorithms import ALGORITHMS, CALIBRATION_METHODS, DEFAULT_ALGORITHM
+from app.ml.calibration import CalibratedLinearSVC, adaptive_temperature_logits
 from app.ml.evaluation import split_holdout
 from app.ml.fast_path import FastScorer, UnsupportedPipelineError
-from app.ml.pipeline import ALGORITHMS, DEFAULT_ALGORITHM, build_features, build_pipeline
+from app.ml.pipeline import build_features, build_pipeline
 
 TINY_CSV = Path(__file__).resolve().parent / "data" / "tiny.csv"
 

@@ -25,8 +25,8 @@ from app.db.migrations import ALEMBIC_INI
 from app.db.session import create_db_engine
 from app.main import create_app
 from app.ml.dataset import Dataset
-from app.services.training import TrainedModel
-from tests.conftest import Registry, bearer, install_model, make_settings, token_for
+from app.ml.training import TrainedModel
+from tests.support import Registry, bearer, install_model, make_settings, token_for
 
 SUSU = "susu ultra coklat 250ml"
 POISON = {"product_name": SUSU, "category": "Kopi", "model_version": "v1.0.0"}
@@ -169,7 +169,7 @@ def test_feedback_from_a_train_client_is_accepted_at_once(trust: Trust) -> None:
     assert body["status"] == "accepted" and body["reviewed_by"] == "svc"
     services = trust.client.app.state.services  # type: ignore[attr-defined]
     with services.sessions() as session:
-        # The very call app/services/jobs.py makes for training feedback.
+        # The very call app/services/training_plan.py makes for training feedback.
         assert [r.id for r in feedback_crud.list_feedback(session)] == [body["id"]]
 
 

@@ -9,29 +9,20 @@ from pathlib import Path
 import httpx
 import pytest
 import schemathesis
-from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from prometheus_client.parser import text_string_to_metric_families
 from schemathesis.checks import not_a_server_error
 
-from app.core.config import Settings
-from app.main import create_app
-from app.services.training import TrainedModel
-from tests.conftest import Registry, bearer, install_model, token_for
-from tests.test_e2e import LiveServer, start_server
+from tests.support import Api, LiveServer, start_server
 
 SUSU = b'{"product_name": "susu ultra coklat 250ml"}'
 EXAMPLES_PER_OPERATION = 20
 
 
 @pytest.fixture
-def api(
-    settings: Settings, tiny_model: TrainedModel
-) -> Iterator[tuple[TestClient, dict[str, str]]]:
-    install_model(settings, tiny_model)
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        Registry(client.app).add()  # type: ignore[arg-type]
-        yield client, bearer(token_for(client))
+def api_server_exceptions() -> bool:
+    """For conftest's `api`: a server error reaches the test as the 500 a client would see."""
+    return False
 
 
 @pytest.mark.parametrize(
@@ -69,9 +60,9 @@ def api(
     ],
 )
 def test_malformed_bodies_get_a_json_4xx(
-    api: tuple[TestClient, dict[str, str]], body: bytes, content_type: str, status: int
+    api: Api, body: bytes, content_type: str, status: int
 ) -> None:
-    client, auth = api
+    client, auth = api.client, api.auth
     response = client.post(
         "/predict/", content=body, headers={**auth, "Content-Type": content_type}
     )
@@ -79,15 +70,15 @@ def test_malformed_bodies_get_a_json_4xx(
     assert "detail" in response.json()
 
 
-def test_oversized_headers_get_431_json(api: tuple[TestClient, dict[str, str]]) -> None:
-    client, auth = api
+def test_oversized_headers_get_431_json(api: Api) -> None:
+    client, auth = api.client, api.auth
     response = client.post("/predict/", content=SUSU, headers={**auth, "X-Padding": "a" * 40_000})
     assert response.status_code == 431
     assert "limit" in response.json()["detail"]
 
 
-def test_wrong_methods_and_paths_get_json(api: tuple[TestClient, dict[str, str]]) -> None:
-    client, auth = api
+def test_wrong_methods_and_paths_get_json(api: Api) -> None:
+    client, auth = api.client, api.auth
     assert client.delete("/predict/", headers=auth).json() == {"detail": "Method Not Allowed"}
     assert client.get("/no/such/%00path", headers=auth).status_code == 404
     assert client.get("/training/%ff%fe", headers=auth).status_code == 404

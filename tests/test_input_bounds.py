@@ -8,8 +8,6 @@ import io
 import json
 import time
 import unicodedata
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -19,29 +17,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.core.config import Settings
 from app.core.metrics import MAX_LABEL_CHARS
-from app.main import create_app
 from app.ml.dataset import parse_csv
-from app.services.training import TrainedModel, fit_model
-from tests.conftest import TINY_CSV, Registry, bearer, install_model, make_settings, token_for
+from app.ml.training import TrainedModel, fit_model
+from tests.support import TINY_CSV, Api, make_settings, open_api
 
 # U+FDFA: one character that NFKC turns into eighteen.
 EXPANDING = "\ufdfa"
-
-
-@contextmanager
-def open_api(
-    settings: Settings, trained: TrainedModel
-) -> Iterator[tuple[TestClient, dict[str, str]]]:
-    install_model(settings, trained)
-    with TestClient(create_app(settings)) as client:
-        Registry(client.app).add()  # type: ignore[arg-type]
-        yield client, bearer(token_for(client, scope="predict"))
-
-
-@pytest.fixture
-def api(tmp_path: Path, tiny_model: TrainedModel) -> Iterator[tuple[TestClient, dict[str, str]]]:
-    with open_api(make_settings(tmp_path), tiny_model) as opened:
-        yield opened
 
 
 def post_json(client: TestClient, path: str, body: object, auth: dict[str, str]) -> httpx.Response:
@@ -51,9 +32,9 @@ def post_json(client: TestClient, path: str, body: object, auth: dict[str, str])
 
 
 def test_a_batch_of_names_that_expand_under_nfkc_is_a_422_naming_each_name(
-    api: tuple[TestClient, dict[str, str]],
+    api: Api,
 ) -> None:
-    client, auth = api
+    client, auth = api.client, api.auth
     names = [EXPANDING * 300] * 1000
     started = time.perf_counter()
     response = post_json(client, "/predict/batch", {"product_names": names}, auth)
@@ -67,9 +48,9 @@ def test_a_batch_of_names_that_expand_under_nfkc_is_a_422_naming_each_name(
 
 
 def test_one_name_that_expands_past_300_characters_is_a_422_naming_the_field(
-    api: tuple[TestClient, dict[str, str]],
+    api: Api,
 ) -> None:
-    client, auth = api
+    client, auth = api.client, api.auth
     response = post_json(client, "/predict/", {"product_name": EXPANDING * 300}, auth)
     assert response.status_code == 422
     (error,) = response.json()["detail"]
@@ -79,9 +60,9 @@ def test_one_name_that_expands_past_300_characters_is_a_422_naming_the_field(
 
 
 def test_the_cap_counts_characters_after_normalisation(
-    api: tuple[TestClient, dict[str, str]],
+    api: Api,
 ) -> None:
-    client, auth = api
+    client, auth = api.client, api.auth
     fits = EXPANDING * 16 + " susu"  # 16 * 18 + 5 = 293 characters after NFKC
     too_long = EXPANDING * 17  # 306
     assert len(unicodedata.normalize("NFKC", fits)) == 293
@@ -95,7 +76,8 @@ def test_a_batch_above_max_batch_chars_is_a_422_naming_the_list(
     tmp_path: Path, tiny_model: TrainedModel
 ) -> None:
     settings = make_settings(tmp_path, max_batch_chars=1000)
-    with open_api(settings, tiny_model) as (client, auth):
+    with open_api(settings, tiny_model) as api:
+        client, auth = api.client, api.auth
         name = ("susu ultra coklat " * 20)[:250]
         accepted = client.post("/predict/batch", json={"product_names": [name] * 4}, headers=auth)
         assert accepted.status_code == 200, accepted.text
@@ -140,7 +122,8 @@ def hostile_model() -> TrainedModel:
 def test_a_long_category_with_control_characters_is_capped_in_metrics(
     tmp_path: Path, hostile_model: TrainedModel
 ) -> None:
-    with open_api(make_settings(tmp_path), hostile_model) as (client, auth):
+    with open_api(make_settings(tmp_path), hostile_model) as api:
+        client, auth = api.client, api.auth
         predicted = client.post(
             "/predict/", json={"product_name": "susu ultra coklat 250ml"}, headers=auth
         )

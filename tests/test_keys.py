@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from app.core.config import ConfigurationError, Settings
 from app.main import create_app
 from app.services.tokens import Keyring
-from tests.conftest import Registry, bearer, make_settings, token_for
+from tests.support import Registry, bearer, make_settings, token_for
 
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi"}
 

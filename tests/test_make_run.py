@@ -14,8 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import REPO_ROOT
-from tests.test_e2e import free_port
+from tests.support import REPO_ROOT, free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -11,11 +11,13 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine
 
-from app.core.config import Settings
-from app.main import create_app
-from app.services.training import TrainedModel
-from tests.conftest import TEST_SECRET_KEY, Registry, bearer, install_model, token_for
-from tests.test_e2e import start_server
+from tests.support import (
+    TEST_SECRET_KEY,
+    Api,
+    bearer,
+    start_server,
+    token_for,
+)
 
 SUSU = {"product_name": "susu ultra coklat 250ml"}
 
@@ -35,14 +37,6 @@ def predict_count(text: str) -> float:
     return samples(text, "garoupa_http_requests_total").get(key, 0.0)
 
 
-@pytest.fixture
-def api(settings: Settings, tiny_model: TrainedModel) -> TestClient:
-    install_model(settings, tiny_model)
-    with TestClient(create_app(settings)) as client:
-        Registry(client.app).add()  # type: ignore[arg-type]
-        yield client  # type: ignore[misc]
-
-
 def test_health_answers_without_auth(client: TestClient) -> None:
     response = client.get("/health")
     assert response.status_code == 200
@@ -58,8 +52,8 @@ def test_ready_is_503_with_reasons_until_a_model_scores(client: TestClient) -> N
     assert any("python train.py" in reason for reason in body["reasons"])
 
 
-def test_ready_is_200_when_the_database_answers_and_the_model_scores(api: TestClient) -> None:
-    response = api.get("/ready")
+def test_ready_is_200_when_the_database_answers_and_the_model_scores(api: Api) -> None:
+    response = api.client.get("/ready")
     assert response.status_code == 200
     assert response.json() == {
         "status": "ready",
@@ -68,15 +62,15 @@ def test_ready_is_200_when_the_database_answers_and_the_model_scores(api: TestCl
     }
 
 
-def test_ready_reports_an_unreachable_database(api: TestClient) -> None:
-    services = api.app.state.services  # type: ignore[attr-defined]
+def test_ready_reports_an_unreachable_database(api: Api) -> None:
+    services = api.services
     working = services.engine
     # A real engine aimed at a port where nothing listens.
     services.engine = create_engine(
         "postgresql+psycopg://garoupa@127.0.0.1:9/none", connect_args={"connect_timeout": 2}
     )
     try:
-        response = api.get("/ready")
+        response = api.client.get("/ready")
     finally:
         services.engine.dispose()
         services.engine = working
@@ -85,17 +79,17 @@ def test_ready_reports_an_unreachable_database(api: TestClient) -> None:
     assert "database unreachable" in response.json()["reasons"][0]
 
 
-def test_metrics_count_requests_predictions_tokens_and_jobs(api: TestClient) -> None:
-    before = api.get("/metrics").text
-    auth = bearer(token_for(api))
+def test_metrics_count_requests_predictions_tokens_and_jobs(api: Api) -> None:
+    before = api.client.get("/metrics").text
+    auth = bearer(token_for(api.client))
     for _ in range(3):
-        assert api.post("/predict/", json=SUSU, headers=auth).status_code == 200
-    api.post(
+        assert api.client.post("/predict/", json=SUSU, headers=auth).status_code == 200
+    api.client.post(
         "/predict/batch", json={"product_names": ["indomie goreng", "rinso 800g"]}, headers=auth
     )
-    api.post("/auth/token", data={"grant_type": "client_credentials", "client_id": "svc"})
-    api.get("/training/not-a-job", headers=auth)
-    after = api.get("/metrics")
+    api.client.post("/auth/token", data={"grant_type": "client_credentials", "client_id": "svc"})
+    api.client.get("/training/not-a-job", headers=auth)
+    after = api.client.get("/metrics")
     assert after.status_code == 200
     assert after.headers["content-type"].startswith("text/plain")
     text = after.text
@@ -119,12 +113,12 @@ def test_metrics_count_requests_predictions_tokens_and_jobs(api: TestClient) -> 
     }
 
 
-def test_request_id_is_taken_or_generated_and_echoed(api: TestClient) -> None:
-    given = api.get("/health", headers={"X-Request-ID": "abc-123.DEF"})
+def test_request_id_is_taken_or_generated_and_echoed(api: Api) -> None:
+    given = api.client.get("/health", headers={"X-Request-ID": "abc-123.DEF"})
     assert given.headers["x-request-id"] == "abc-123.DEF"
-    generated = api.get("/health")
+    generated = api.client.get("/health")
     assert len(generated.headers["x-request-id"]) == 32
-    forged = api.get("/health", headers={"X-Request-ID": "a b\tlevel=ERROR"})
+    forged = api.client.get("/health", headers={"X-Request-ID": "a b\tlevel=ERROR"})
     assert forged.headers["x-request-id"] != "a b\tlevel=ERROR"
 
 

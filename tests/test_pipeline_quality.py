@@ -17,9 +17,10 @@ from sklearn.metrics import f1_score
 from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 
+from app.ml.algorithms import DEFAULT_ALGORITHM
 from app.ml.evaluation import evaluate, split_holdout
 from app.ml.fast_path import FastScorer
-from app.ml.pipeline import DEFAULT_ALGORITHM, build_pipeline
+from app.ml.pipeline import build_pipeline
 
 DATASETS_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 SAMPLE_FRACTION = 0.4

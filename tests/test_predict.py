@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +10,18 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.core.config import Settings
-from app.main import create_app
 from app.ml.dataset import read_csv
-from app.services.training import TrainedModel, fit_model
-from tests.conftest import TINY_CSV, Registry, bearer, install_model, make_settings, token_for
+from app.ml.training import TrainedModel, fit_model
+from tests.support import (
+    TINY_CSV,
+    Api,
+    Registry,
+    bearer,
+    install_model,
+    make_settings,
+    open_api,
+    token_for,
+)
 
 SUSU = "susu ultra coklat 250ml"
 # One name per category of the tiny fixture, each unambiguous.
@@ -29,25 +36,18 @@ BATCH = [
 
 
 @pytest.fixture
-def model_settings(tmp_path: Path) -> Settings:
+def api_settings(tmp_path: Path) -> Settings:
+    """For conftest's `api`: quick enough a model refresh to see a new version served."""
     return make_settings(tmp_path, model_refresh_seconds=0.2)
 
 
 @pytest.fixture
-def api(model_settings: Settings, tiny_model: TrainedModel) -> Iterator[TestClient]:
-    install_model(model_settings, tiny_model)
-    with TestClient(create_app(model_settings)) as test_client:
-        Registry(test_client.app).add()  # type: ignore[arg-type]
-        yield test_client
+def auth(api: Api) -> dict[str, str]:
+    return bearer(token_for(api.client, scope="predict"))
 
 
-@pytest.fixture
-def auth(api: TestClient) -> dict[str, str]:
-    return bearer(token_for(api, scope="predict"))
-
-
-def test_prediction_shape_and_probabilities(api: TestClient, auth: dict[str, str]) -> None:
-    response = api.post("/predict/", json={"product_name": SUSU, "top_k": 3}, headers=auth)
+def test_prediction_shape_and_probabilities(api: Api, auth: dict[str, str]) -> None:
+    response = api.client.post("/predict/", json={"product_name": SUSU, "top_k": 3}, headers=auth)
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["predicted_category"] == "Susu"
@@ -62,21 +62,21 @@ def test_prediction_shape_and_probabilities(api: TestClient, auth: dict[str, str
 
 
 def test_top_k_defaults_to_one_and_caps_at_the_number_of_categories(
-    api: TestClient, auth: dict[str, str]
+    api: Api, auth: dict[str, str]
 ) -> None:
-    one = api.post("/predict/", json={"product_name": SUSU}, headers=auth).json()
+    one = api.client.post("/predict/", json={"product_name": SUSU}, headers=auth).json()
     assert len(one["top_k"]) == 1
-    everything = api.post("/predict/", json={"product_name": SUSU, "top_k": 20}, headers=auth)
+    everything = api.client.post(
+        "/predict/", json={"product_name": SUSU, "top_k": 20}, headers=auth
+    )
     ranking = everything.json()["top_k"]
     # The tiny model knows 6 categories; all their probabilities sum to one.
     assert len(ranking) == 6
     assert sum(item["score"] for item in ranking) == pytest.approx(1.0, abs=1e-9)
 
 
-def test_path_without_trailing_slash_answers_directly(
-    api: TestClient, auth: dict[str, str]
-) -> None:
-    response = api.post(
+def test_path_without_trailing_slash_answers_directly(api: Api, auth: dict[str, str]) -> None:
+    response = api.client.post(
         "/predict", json={"product_name": SUSU}, headers=auth, follow_redirects=False
     )
     assert response.status_code == 200
@@ -100,16 +100,16 @@ def test_path_without_trailing_slash_answers_directly(
     ],
 )
 def test_invalid_single_requests_get_422_naming_the_field(
-    api: TestClient, auth: dict[str, str], payload: dict[str, Any], loc: list[str]
+    api: Api, auth: dict[str, str], payload: dict[str, Any], loc: list[str]
 ) -> None:
-    response = api.post("/predict/", json=payload, headers=auth)
+    response = api.client.post("/predict/", json=payload, headers=auth)
     assert response.status_code == 422, response.text
     assert [error["loc"] for error in response.json()["detail"]] == [loc]
 
 
-def test_300_characters_after_trimming_are_accepted(api: TestClient, auth: dict[str, str]) -> None:
+def test_300_characters_after_trimming_are_accepted(api: Api, auth: dict[str, str]) -> None:
     name = "  " + ("susu " * 60).strip().ljust(300, "x") + "  "
-    response = api.post("/predict/", json={"product_name": name}, headers=auth)
+    response = api.client.post("/predict/", json={"product_name": name}, headers=auth)
     assert response.status_code == 200, response.text
 
 
@@ -125,15 +125,15 @@ def test_300_characters_after_trimming_are_accepted(api: TestClient, auth: dict[
     ],
 )
 def test_invalid_batches_get_422_naming_the_item(
-    api: TestClient, auth: dict[str, str], payload: dict[str, Any], loc: list[object]
+    api: Api, auth: dict[str, str], payload: dict[str, Any], loc: list[object]
 ) -> None:
-    response = api.post("/predict/batch", json=payload, headers=auth)
+    response = api.client.post("/predict/batch", json=payload, headers=auth)
     assert response.status_code == 422, response.text
     assert [error["loc"] for error in response.json()["detail"]] == [loc]
 
 
-def test_body_that_is_not_json_is_a_422(api: TestClient, auth: dict[str, str]) -> None:
-    response = api.post(
+def test_body_that_is_not_json_is_a_422(api: Api, auth: dict[str, str]) -> None:
+    response = api.client.post(
         "/predict/", content=b"product_name=susu", headers={**auth, "Content-Type": "text/plain"}
     )
     assert response.status_code == 422
@@ -141,16 +141,18 @@ def test_body_that_is_not_json_is_a_422(api: TestClient, auth: dict[str, str]) -
 
 
 def test_batch_answers_in_input_order_and_matches_single_predictions(
-    api: TestClient, auth: dict[str, str]
+    api: Api, auth: dict[str, str]
 ) -> None:
     names = BATCH + list(reversed(BATCH))
-    response = api.post("/predict/batch", json={"product_names": names}, headers=auth)
+    response = api.client.post("/predict/batch", json={"product_names": names}, headers=auth)
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["model_version"] == "v1.0.0"
     assert [item["product_name"] for item in body["predictions"]] == names
     for item in body["predictions"]:
-        single = api.post("/predict/", json={"product_name": item["product_name"]}, headers=auth)
+        single = api.client.post(
+            "/predict/", json={"product_name": item["product_name"]}, headers=auth
+        )
         assert single.json()["predicted_category"] == item["predicted_category"]
         assert single.json()["prediction_score"] == pytest.approx(
             item["prediction_score"], abs=1e-12
@@ -159,16 +161,16 @@ def test_batch_answers_in_input_order_and_matches_single_predictions(
     assert len(set(categories)) == len(BATCH)
 
 
-def test_a_full_batch_of_1000_is_answered(api: TestClient, auth: dict[str, str]) -> None:
+def test_a_full_batch_of_1000_is_answered(api: Api, auth: dict[str, str]) -> None:
     names = [f"{BATCH[i % len(BATCH)]} {i}" for i in range(1000)]
-    response = api.post("/predict/batch", json={"product_names": names}, headers=auth)
+    response = api.client.post("/predict/batch", json={"product_names": names}, headers=auth)
     assert response.status_code == 200
     assert [p["product_name"] for p in response.json()["predictions"]] == names
 
 
-def test_prediction_needs_the_predict_scope(api: TestClient) -> None:
-    train_only = bearer(token_for(api, scope="train"))
-    response = api.post("/predict/", json={"product_name": SUSU}, headers=train_only)
+def test_prediction_needs_the_predict_scope(api: Api) -> None:
+    train_only = bearer(token_for(api.client, scope="train"))
+    response = api.client.post("/predict/", json={"product_name": SUSU}, headers=train_only)
     assert response.status_code == 403
     assert 'scope="predict"' in response.headers["WWW-Authenticate"]
 
@@ -185,26 +187,23 @@ def test_without_a_model_the_answer_is_503_saying_how_to_train(client: TestClien
         assert "python train.py" in response.json()["detail"]
 
 
-def test_activating_another_version_switches_what_is_served(
-    api: TestClient, auth: dict[str, str], model_settings: Settings
-) -> None:
+def test_activating_another_version_switches_what_is_served(api: Api, auth: dict[str, str]) -> None:
     other = fit_model(read_csv(TINY_CSV), algorithm="logistic_regression")
-    saved = install_model(model_settings, other, activate=True)
+    saved = install_model(api.settings, other, activate=True)
     assert saved.version == "v1.0.1"
-    assert _served_version_within(api, auth, "v1.0.1", seconds=5)
+    assert _served_version_within(api.client, auth, "v1.0.1", seconds=5)
 
-    services = api.app.state.services  # type: ignore[attr-defined]
-    with services.sessions() as session:
-        services.model_registry(session).activate("v1.0.0")
-    assert _served_version_within(api, auth, "v1.0.0", seconds=5)
+    with api.services.sessions() as session:
+        api.services.model_registry(session).activate("v1.0.0")
+    assert _served_version_within(api.client, auth, "v1.0.0", seconds=5)
 
 
 def _served_version_within(
-    api: TestClient, auth: dict[str, str], version: str, seconds: float
+    client: TestClient, auth: dict[str, str], version: str, seconds: float
 ) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        response = api.post("/predict/", json={"product_name": SUSU}, headers=auth)
+        response = client.post("/predict/", json={"product_name": SUSU}, headers=auth)
         # Every request during the swap must succeed.
         assert response.status_code == 200
         if response.json()["model_version"] == version:
@@ -216,13 +215,8 @@ def _served_version_within(
 def test_readme_example_holds_with_the_shipped_model(
     tmp_path: Path, shipped_model: TrainedModel
 ) -> None:
-    settings = make_settings(tmp_path)
-    install_model(settings, shipped_model)
-    with TestClient(create_app(settings)) as api:
-        Registry(api.app).add()  # type: ignore[arg-type]
-        response = api.post(
-            "/predict/", json={"product_name": SUSU, "top_k": 3}, headers=bearer(token_for(api))
-        )
+    with open_api(make_settings(tmp_path), shipped_model) as api:
+        response = api.post("/predict/", json={"product_name": SUSU, "top_k": 3})
     assert response.status_code == 200
     body = response.json()
     assert body["predicted_category"] == "Susu"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,20 +12,18 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from app.services.training import TrainedModel
-from tests.conftest import Registry, bearer, install_model, make_settings, token_for
+from app.ml.training import TrainedModel
+from tests.support import (
+    REDIS_URL,
+    Registry,
+    bearer,
+    install_model,
+    make_settings,
+    redis_available,
+    token_for,
+)
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 SUSU = {"product_name": "susu ultra coklat 250ml"}
-
-
-def redis_available() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
 
 
 needs_redis = pytest.mark.skipif(

@@ -16,10 +16,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import SHIPPED_CSV, live_database_url
 from tests.polling import poll_json
-from tests.test_e2e import LiveServer, start_server
-from tests.test_rate_limits import REDIS_URL, redis_available
+from tests.support import (
+    REDIS_URL,
+    SHIPPED_CSV,
+    LiveServer,
+    live_database_url,
+    redis_available,
+    start_server,
+)
 
 pytestmark = [
     pytest.mark.e2e,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from app.core.config import EXAMPLE_SECRET_KEY, ConfigurationError, load_settings
-from tests.conftest import REPO_ROOT
+from tests.support import REPO_ROOT
 
 
 def _start_app(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:

@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 from app.ml.dataset import read_csv
-from tests.conftest import REPO_ROOT, SHIPPED_CSV, TINY_CSV
+from tests.support import REPO_ROOT, SHIPPED_CSV, TINY_CSV
 
 
 def test_generator_reproduces_the_committed_files(tmp_path: Path) -> None:

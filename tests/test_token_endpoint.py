@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from tests.conftest import (
+from tests.support import (
     TEST_SECRET_KEY,
     Registry,
     basic_auth,

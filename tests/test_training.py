@@ -19,9 +19,9 @@ from app.db.session import create_db_engine, create_session_factory
 from app.main import create_app
 from app.ml.artifacts import ArtifactError, load_artifact
 from app.ml.dataset import DatasetError, parse_csv
+from app.ml.training import TrainedModel
 from app.services.models import ModelRegistry
-from app.services.training import TrainedModel
-from tests.conftest import REPO_ROOT, TINY_CSV, Registry, bearer, install_model, token_for
+from tests.support import REPO_ROOT, TINY_CSV, Registry, bearer, install_model, token_for
 
 TRAIN_PY = REPO_ROOT / "train.py"
 

@@ -23,11 +23,18 @@ from fastapi.testclient import TestClient
 from app.core.config import Settings
 from app.crud import training_job as job_crud
 from app.main import create_app
+from app.ml.training import TrainedModel
 from app.services.container import ServiceContainer
 from app.services.datasets import UPLOAD_FOLDER, client_folder
-from app.services.training import TrainedModel
-from tests.conftest import Registry, bearer, install_model, make_settings, token_for
-from tests.test_e2e import LiveServer, start_server
+from tests.support import (
+    LiveServer,
+    Registry,
+    bearer,
+    install_model,
+    make_settings,
+    start_server,
+    token_for,
+)
 
 DAY = 86400.0
 STORED_PATH = re.compile(r"^uploads/[0-9a-f]{16}/\d{8}-\d{6}-[0-9a-f]{16}\.csv$")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import secrets
 from enum import StrEnum
 from pathlib import Path
@@ -163,14 +164,6 @@ class Settings(BaseSettings):
         """True when running with production safety checks."""
         return self.environment is Environment.production
 
-    @property
-    def sqlite_path(self) -> Path | None:
-        """The database file when `database_url` names SQLite on disk."""
-        prefix = "sqlite:///"
-        if self.database_url.startswith(prefix) and ":memory:" not in self.database_url:
-            return Path(self.database_url.removeprefix(prefix))
-        return None
-
 
 def weak_secret_reason(secret_key: str | None) -> str | None:
     """Why `secret_key` is unfit to sign tokens, or None when it is fine."""
@@ -213,3 +206,9 @@ def signing_key(settings: Settings) -> str:
 def key_id(key: str) -> str:
     """A stable, non-reversible `kid` for an HS256 key."""
     return hashlib.sha256(b"garoupa-kid\x00" + key.encode()).hexdigest()[:16]
+
+
+def environment_without_settings() -> dict[str, str]:
+    """This process's environment minus every variable that names a setting."""
+    setting_names = {name.upper() for name in Settings.model_fields}
+    return {k: v for k, v in os.environ.items() if k.upper() not in setting_names}

@@ -11,8 +11,6 @@ from sqlalchemy.orm import Session
 
 from app.db.models import TrainingJob
 
-OPEN_STATUSES = ("queued", "running")
-
 
 def get_job(session: Session, job_id: str) -> TrainingJob | None:
     """The job with this id, or None."""

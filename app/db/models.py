@@ -68,6 +68,27 @@ class ModelVersion(Base):
         ),
     )
 
+    @property
+    def accuracy(self) -> float | None:
+        """Hold-out accuracy, if recorded."""
+        return (self.metrics or {}).get("accuracy")
+
+    @property
+    def macro_f1(self) -> float | None:
+        """Hold-out macro-F1, if recorded."""
+        return (self.metrics or {}).get("macro_f1")
+
+    @property
+    def ece(self) -> float | None:
+        """Hold-out expected calibration error, if recorded."""
+        return (self.metrics or {}).get("ece")
+
+    @property
+    def best_params(self) -> dict[str, Any] | None:
+        """The parameters a grid search chose; None when there was no search."""
+        search = (self.metrics or {}).get("search") or {}
+        return search.get("best_params")
+
 
 class TrainingJob(Base):
     """One training run, from the API or train.py; its state is what every worker reports."""
@@ -105,6 +126,18 @@ class TrainingJob(Base):
     cv_results: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, default=None)
     produced_version: Mapped[str | None] = mapped_column(String(32), default=None)
     activated: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    @property
+    def duration_seconds(self) -> float | None:
+        """Seconds from start to finish (to the millisecond); None until it has finished."""
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return round((self.finished_at - self.started_at).total_seconds(), 3)
+
+    @property
+    def warnings(self) -> list[str]:
+        """Categories left out of the job's data, as its metrics record them."""
+        return list((self.metrics or {}).get("warnings", []))
 
 
 class FeedbackStatus(StrEnum):

@@ -23,14 +23,14 @@ from sklearn.svm import LinearSVC
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
+from app.ml.algorithms import CALIBRATION_METHODS
+
 __all__ = [
-    "CALIBRATION_METHODS",
     "CalibratedLinearSVC",
     "adaptive_temperature_logits",
     "score_matrix",
 ]
 
-CALIBRATION_METHODS: tuple[str, ...] = ("temperature", "vector", "matrix", "adaptive")
 
 # Bound on |log temperature|: keeps exp() finite for any input, far outside the
 # fitted range (|log t| < 3 on both datasets).

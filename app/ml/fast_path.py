@@ -484,7 +484,3 @@ class FastScorer:
         )
         z = np.asarray(x @ self._weights) + self._bias
         return self._probabilities(z)
-
-    def predict_one(self, name: str) -> str:
-        """Most probable class for one name."""
-        return str(self.classes[int(np.argmax(self.predict_proba_one(name)))])

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
-
-from nltk.tokenize import RegexpTokenizer
+from typing import Any
 
 __all__ = ["analyze", "nfkc_length", "normalize_product_name", "tokenize"]
 
@@ -27,7 +27,6 @@ _SPACES = re.compile(r"\s+")
 # stripped; it is removed from the input first so user text cannot smuggle it in.
 _PLACEHOLDER = "\u0001"
 
-_TOKENIZER = RegexpTokenizer(r"\S+")
 # First prefix tried by nfkc_length; one character expands to at most 18 under
 # NFKC (U+FDFA), so 32 characters are enough to see a 300-character cap broken.
 _FIRST_PREFIX = 32
@@ -81,8 +80,17 @@ def normalize_product_name(text: str) -> str:
 
 def tokenize(text: str) -> list[str]:
     """Split an already normalised name into word tokens (data-free NLTK tokenizer)."""
-    tokens: list[str] = _TOKENIZER.tokenize(text)
+    tokens: list[str] = _tokenizer().tokenize(text)
     return tokens
+
+
+@functools.cache
+def _tokenizer() -> Any:
+    # Imported on first use: importing NLTK loads scikit-learn and SciPy, and the
+    # normaliser above must stay light for the request schemas that use it.
+    from nltk.tokenize import RegexpTokenizer
+
+    return RegexpTokenizer(r"\S+")
 
 
 def analyze(text: str) -> list[str]:

@@ -6,11 +6,18 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from app.core.text import validate_category_name
 from app.db.models import FeedbackStatus
-from app.ml.pipeline import ALGORITHMS, DEFAULT_ALGORITHM, describe_tunable_params
+from app.ml.algorithms import ALGORITHMS, DEFAULT_ALGORITHM, describe_tunable_params
 from app.schemas.prediction import ProductName
 
 Algorithm = StrEnum("Algorithm", {name: name for name in ALGORITHMS})  # type: ignore[misc]
@@ -77,8 +84,15 @@ class TrainingAccepted(BaseModel):
     )
 
 
+# Stored options the API does not show: the data file's absolute path on the server,
+# and params and grid, which `params` already shows merged.
+_SERVER_ONLY_OPTIONS = ("data_file", "params", "grid")
+
+
 class TrainingJobOut(BaseModel):
     """A training job's state as any worker reports it."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     job_id: str
     status: str = Field(
@@ -112,6 +126,11 @@ class TrainingJobOut(BaseModel):
         description="Categories left out of this job because they have too few rows.",
     )
 
+    @field_validator("options")
+    @classmethod
+    def _hide_server_only_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in options.items() if k not in _SERVER_ONLY_OPTIONS}
+
 
 class TrainingJobList(BaseModel):
     """Recent jobs, newest first."""
@@ -121,6 +140,8 @@ class TrainingJobList(BaseModel):
 
 class DatasetOut(BaseModel):
     """A stored upload, ready to pass as `new_data_path`."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     data_path: str
     rows: int
@@ -133,6 +154,8 @@ class DatasetOut(BaseModel):
 
 class ModelSummary(BaseModel):
     """One registered version."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     version: str
     algorithm: str

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core.errors import ClientAlreadyExists, ClientNotFound, InvalidClient, InvalidClientData
-from app.core.scopes import Scope, format_scopes, parse_scopes
+from app.core.scopes import DEFAULT_CLIENT_SCOPES, Scope, format_scopes, parse_scopes
 from app.core.security import generate_client_secret
 from app.crud import client as client_crud
 from app.db.models import Client
@@ -73,7 +73,9 @@ class ClientService:
         client_id = _validated_client_id(client_id)
         name = _validated_name(name)
         secret = _validated_secret(secret) if secret is not None else generate_client_secret()
-        scope_text = _validated_scopes(scopes if scopes is not None else "predict train")
+        scope_text = _validated_scopes(
+            scopes if scopes is not None else format_scopes(DEFAULT_CLIENT_SCOPES)
+        )
         if client_crud.get_client(self._session, client_id=client_id) is not None:
             raise ClientAlreadyExists(f"A client with id {client_id!r} already exists.")
         row = client_crud.create_client(

@@ -14,13 +14,14 @@ from app.core.security import build_secret_hasher
 from app.db.migrations import upgrade_database
 from app.db.session import create_db_engine, create_session_factory
 from app.services.clients import ClientService
-from app.services.jobs import JobLauncher, TrainingJobService
+from app.services.job_launcher import JobLauncher
 from app.services.login_guard import LoginGuard
 from app.services.models import ModelRegistry
 from app.services.prediction import PredictionService
 from app.services.rate_limit import RateLimiter
 from app.services.revocation import RevocationCache
 from app.services.tokens import Keyring, TokenService
+from app.services.training_jobs import TrainingJobService
 
 
 @dataclass

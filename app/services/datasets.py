@@ -41,6 +41,11 @@ class StoredDataset:
     size_bytes: int
     sha256: str
 
+    @property
+    def categories(self) -> int:
+        """How many distinct categories the upload holds."""
+        return len(self.class_counts)
+
 
 def client_folder(client_id: str) -> str:
     """The upload folder of a client: a hash, so an id never becomes a path."""

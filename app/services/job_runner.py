@@ -4,24 +4,286 @@
 
 SETTINGS_FILE is the 0600 JSON file the launcher wrote (secrets included); it is
 read and deleted at once, so no secret travels through the environment or argv.
+
+`execute_job` runs a queued job to its end (also in-process, from `train.py`) while
+a heartbeat thread keeps the job's row fresh and notices a cancel or a timeout.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import stat
 import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.config import Settings
 from app.core.errors import NotFound
 from app.core.logging import configure_logging
+from app.crud import training_job as crud
+from app.db.models import TrainingJob
 from app.db.session import create_db_engine, create_session_factory
-from app.services.jobs import execute_job, read_settings_file
+from app.ml.dataset import DatasetError
+from app.ml.training import (
+    SEARCH_STAGES,
+    STAGES,
+    HoldoutComparison,
+    Progress,
+    TrainingError,
+    fit_model,
+    stage_percent,
+)
+from app.services.models import ModelRegistry
+from app.services.training_jobs import (
+    activation_blockers,
+    compare_with_active,
+    mark_failed,
+    this_host,
+    timed_out_message,
+)
+from app.services.training_plan import TrainingPlan, assemble_dataset, split_params
 
 logger = logging.getLogger("app.services.job_runner")
 
+HEARTBEAT_SECONDS = 5.0
 # Exit status of a job process that stopped because its job was cancelled or timed out.
 ABANDONED_EXIT_STATUS = 3
+
+
+class JobClosed(Exception):
+    """The job was closed by someone else (cancelled, timed out, reaped) while it ran."""
+
+
+class _Heartbeat:
+    """Refreshes a job's heartbeat from a background thread while it runs.
+
+    It also notices, at each beat, a job that someone else closed (DELETE, a
+    reaper) and a job past its deadline, and then calls `on_abandoned` (the job
+    process exits; train.py interrupts itself): that is how a job on another
+    replica, or with no launcher left, is stopped.
+    """
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        job_id: str,
+        *,
+        timeout: float,
+        on_abandoned: Callable[[], None] | None,
+        interval: float = HEARTBEAT_SECONDS,
+    ) -> None:
+        self._sessions = sessions
+        self._job_id = job_id
+        self._deadline = time.monotonic() + timeout
+        self._timeout = timeout
+        self._on_abandoned = on_abandoned
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="job-heartbeat", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop beating (before the job finishes itself, so that is not mistaken for a cancel)."""
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.wait(max(0.0, min(self._interval, self._remaining()))):
+            try:
+                with self._sessions() as session:
+                    if self._remaining() <= 0:
+                        mark_failed(session, self._job_id, timed_out_message(self._timeout))
+                        still_open = False
+                    else:
+                        still_open = bool(
+                            crud.update_job(session, self._job_id, heartbeat_at=datetime.now(UTC))
+                        )
+                        session.commit()
+            except SQLAlchemyError as exc:
+                # A missed beat is harmless unless the outage outlasts STALE_AFTER_SECONDS.
+                logger.warning(
+                    "heartbeat update failed",
+                    extra={"job_id": self._job_id, "error": type(exc).__name__},
+                )
+                continue
+            if not still_open and not self._stop.is_set():
+                logger.warning("training job closed while running", extra={"job_id": self._job_id})
+                if self._on_abandoned is not None:
+                    self._on_abandoned()
+                return
+
+    def _remaining(self) -> float:
+        return self._deadline - time.monotonic()
+
+
+def execute_job(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    job_id: str,
+    progress: Progress | None = None,
+    on_abandoned: Callable[[], None] | None = None,
+) -> TrainingJob:
+    """Run a queued job to its end, recording every stage; never raises for bad data.
+
+    `on_abandoned` runs (on the heartbeat thread) when the job is cancelled or
+    times out while this process still works on it.
+    """
+    with sessions() as session:
+        now = datetime.now(UTC)
+        started = crud.update_job(
+            session,
+            job_id,
+            status="running",
+            started_at=now,
+            heartbeat_at=now,
+            host=this_host(),
+            pid=os.getpid(),
+        )
+        session.commit()
+        job = crud.get_job(session, job_id)
+    if job is None or not started:
+        raise NotFound(f"training job {job_id!r} is not open")
+    plan = TrainingPlan.from_options(job.options)
+    stage_plan = SEARCH_STAGES if plan.grid else STAGES
+
+    def report(stage: str) -> None:
+        if progress is not None:
+            progress(stage)
+        with sessions() as s:
+            still_open = crud.update_job(
+                s,
+                job_id,
+                stage=stage,
+                percent=stage_percent(stage, stage_plan),
+                heartbeat_at=datetime.now(UTC),
+            )
+            s.commit()
+        if not still_open:
+            raise JobClosed(job_id)
+
+    heartbeat = _Heartbeat(
+        sessions, job_id, timeout=settings.training_timeout_seconds, on_abandoned=on_abandoned
+    )
+    with heartbeat:
+        try:
+            report("load")
+            # The stored options came from a validated request; checked again so a
+            # row edited in the database cannot smuggle in another parameter.
+            fixed, grid = split_params(plan.algorithm, {**plan.params, **plan.grid})
+            with sessions() as session:
+                dataset, base_version = assemble_dataset(session, settings.model_dir, plan)
+                dataset, warnings = dataset.prepare_for_training(plan.test_size)
+                crud.update_job(
+                    session,
+                    job_id,
+                    base_version=base_version,
+                    data_rows=len(dataset),
+                    metrics={"warnings": warnings} if warnings else None,
+                )
+                session.commit()
+            trained = fit_model(
+                dataset,
+                algorithm=plan.algorithm,
+                params=fixed,
+                grid=grid or None,
+                test_size=plan.test_size,
+                progress=report,
+            )
+            report("save")
+            comparison: HoldoutComparison | None = None
+            blocked: list[str] = []
+            try:
+                with sessions() as session:
+                    comparison = compare_with_active(session, settings.model_dir, trained)
+            except TrainingError as exc:
+                blocked.append(str(exc))
+            if comparison is not None:
+                trained.metrics.update(comparison.as_metrics())
+            if warnings:
+                trained.metrics["warnings"] = warnings
+            blocked = [
+                *activation_blockers(settings, comparison, float(trained.metrics["macro_f1"])),
+                *blocked,
+            ]
+            activate = plan.activate and not blocked
+            # From here on the job finishes itself; a closed job is caught by finish_job.
+            heartbeat.stop()
+            with sessions() as session:
+                version = job.new_model_version
+                if blocked:
+                    message = f"{'; '.join(blocked)}: {version} is kept but not activated"
+                elif activate:
+                    message = f"{version} is trained and active"
+                else:
+                    message = f"{version} is trained (not activated, as requested)"
+                # Closing the job and recording the version commit together, so a
+                # job cancelled or timed out at this moment activates nothing.
+                closed = crud.finish_job(
+                    session,
+                    job_id,
+                    datetime.now(UTC),
+                    status="succeeded",
+                    stage=None,
+                    percent=100.0,
+                    metrics=trained.metrics,
+                    best_params=trained.best_params,
+                    cv_results=trained.cv_results,
+                    produced_version=version,
+                    activated=activate,
+                    message=message,
+                )
+                if not closed:
+                    session.rollback()
+                    raise JobClosed(job_id)
+                ModelRegistry(session, settings.model_dir).save(
+                    trained, activate=activate, version=version
+                )
+        except JobClosed:
+            logger.warning("training job closed while running", extra={"job_id": job_id})
+        except (DatasetError, TrainingError) as exc:
+            # Stopped first, so the heartbeat does not take our own close for a cancel.
+            heartbeat.stop()
+            with sessions() as session:
+                mark_failed(session, job_id, str(exc))
+        except Exception as exc:
+            logger.exception("training job crashed", extra={"job_id": job_id})
+            heartbeat.stop()
+            with sessions() as session:
+                mark_failed(session, job_id, f"{type(exc).__name__}: {exc}")
+    with sessions() as session:
+        final = crud.get_job(session, job_id)
+    assert final is not None
+    return final
+
+
+def read_settings_file(path: Path) -> Settings:
+    """Read and delete the settings file a launcher wrote (see `write_settings_file`)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        info = os.fstat(fd)
+        if info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:
+            raise PermissionError(f"{path} must be owned by this user and mode 0600")
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            values = json.loads(handle.read())
+    finally:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+    return Settings(_env_file=None, **values)
 
 
 def abandon() -> None:

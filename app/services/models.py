@@ -16,7 +16,7 @@ from app.crud import model_version as crud
 from app.db.models import ModelVersion
 from app.ml.artifacts import ArtifactError, library_versions, save_artifact, sha256_file
 from app.ml.dataset import Dataset, read_csv, write_csv
-from app.services.training import TrainedModel
+from app.ml.training import TrainedModel
 
 logger = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from app.core.metrics import MODEL_SERVING
 from app.crud import model_version as crud
 from app.ml.artifacts import ArtifactError, load_artifact
 from app.ml.dataset import read_csv
-from app.ml.fast_path import FastScorer, UnsupportedPipelineError
-from app.services.training import FAST_PATH_TOLERANCE
+from app.ml.fast_path import FastScorer
+from app.ml.fast_path_check import check_fast_path
 
 logger = logging.getLogger(__name__)
 
@@ -182,20 +182,24 @@ class PredictionService:
     @staticmethod
     def _checked_scorer(pipeline: Pipeline, data_file: Path) -> FastScorer | None:
         """The fast path, if it reproduces the pipeline on sample rows; else None."""
-        try:
-            scorer = FastScorer.from_pipeline(pipeline)
-        except UnsupportedPipelineError as exc:
-            logger.warning("fast path unsupported; using predict_proba", extra={"reason": str(exc)})
-            return None
-        try:
-            sample = read_csv(data_file).texts[:_LOAD_CHECK_ROWS]
-        except ValueError:
-            sample = [str(c) for c in pipeline.classes_]
-        diff = np.abs(scorer.predict_proba_many(sample) - pipeline.predict_proba(sample))
-        if diff.size and float(diff.max()) > FAST_PATH_TOLERANCE:
+
+        def sample() -> list[str]:
+            try:
+                return read_csv(data_file).texts[:_LOAD_CHECK_ROWS]
+            except ValueError:
+                return [str(c) for c in pipeline.classes_]
+
+        check = check_fast_path(pipeline, sample)
+        if check.unsupported_reason is not None:
             logger.warning(
-                "fast path disagrees with the pipeline; using predict_proba",
-                extra={"max_abs_diff": float(diff.max())},
+                "fast path unsupported; using predict_proba",
+                extra={"reason": check.unsupported_reason},
             )
             return None
-        return scorer
+        if not check.exact:
+            logger.warning(
+                "fast path disagrees with the pipeline; using predict_proba",
+                extra={"max_abs_diff": check.max_abs_diff},
+            )
+            return None
+        return check.scorer

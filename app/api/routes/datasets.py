@@ -50,12 +50,4 @@ async def upload_dataset(
     if len(data) > limit:
         raise BodyTooLarge(limit)
     stored = await run_in_threadpool(uploads.store, client.client_id, data, file.filename)
-    return DatasetOut(
-        data_path=stored.data_path,
-        rows=stored.rows,
-        categories=len(stored.class_counts),
-        class_counts=stored.class_counts,
-        dropped_rows=stored.dropped_rows,
-        size_bytes=stored.size_bytes,
-        sha256=stored.sha256,
-    )
+    return DatasetOut.model_validate(stored)

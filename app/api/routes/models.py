@@ -6,7 +6,6 @@ from fastapi import APIRouter
 
 from app.api.deps import ContainerDep, TrainScope
 from app.core.errors import Conflict
-from app.db.models import ModelVersion
 from app.ml.artifacts import ArtifactError
 from app.schemas.errors import BearerErrorResponse, ErrorResponse
 from app.schemas.training import ActiveModel, ModelDetail, ModelList, ModelSummary
@@ -22,43 +21,12 @@ _NOT_FOUND: dict[int | str, dict[str, object]] = {
 }
 
 
-def _summary_fields(row: ModelVersion) -> dict[str, object]:
-    metrics = row.metrics or {}
-    return {
-        "version": row.version,
-        "algorithm": row.algorithm,
-        "is_active": row.is_active,
-        "created_at": row.created_at,
-        "activated_at": row.activated_at,
-        "data_rows": row.data_rows,
-        "classes": row.classes,
-        "accuracy": metrics.get("accuracy"),
-        "macro_f1": metrics.get("macro_f1"),
-        "ece": metrics.get("ece"),
-    }
-
-
-def model_detail(row: ModelVersion) -> ModelDetail:
-    """Everything recorded about a version."""
-    search = (row.metrics or {}).get("search") or {}
-    return ModelDetail(
-        **_summary_fields(row),
-        sha256=row.sha256,
-        params=row.params,
-        best_params=search.get("best_params"),
-        metrics=row.metrics,
-        data_sha256=row.data_sha256,
-        data_sources=row.data_sources,
-        library_versions=row.library_versions,
-    )
-
-
 @router.get("/", response_model=ModelList, summary="List model versions", responses=_AUTH_ERRORS)
 def list_models(_: TrainScope, services: ContainerDep) -> ModelList:
     """Every version, newest first, with its headline metrics."""
     with services.sessions() as session:
         rows = services.model_registry(session).list()
-        return ModelList(models=[ModelSummary(**_summary_fields(r)) for r in rows])
+        return ModelList(models=[ModelSummary.model_validate(r) for r in rows])
 
 
 @router.get(
@@ -74,14 +42,13 @@ def active_model(_: TrainScope, services: ContainerDep) -> ActiveModel:
             trained=False,
             message="No model is trained yet. Train one with `python train.py` or POST /training/.",
         )
-    detail = model_detail(row)
     metrics = {k: v for k, v in row.metrics.items() if k not in ("per_class", "confusion_matrix")}
     return ActiveModel(
         trained=True,
         version=row.version,
         serving_version=serving.version if serving else None,
         algorithm=row.algorithm,
-        best_params=detail.best_params,
+        best_params=row.best_params,
         params=row.params,
         metrics=metrics,
         classes=row.classes,
@@ -99,7 +66,7 @@ def active_model(_: TrainScope, services: ContainerDep) -> ActiveModel:
 def get_model(version: str, _: TrainScope, services: ContainerDep) -> ModelDetail:
     """Metrics including per-class scores and the confusion matrix, data provenance, hashes."""
     with services.sessions() as session:
-        return model_detail(services.model_registry(session).get(version))
+        return ModelDetail.model_validate(services.model_registry(session).get(version))
 
 
 @router.post(
@@ -119,7 +86,7 @@ def activate_model(version: str, _: TrainScope, services: ContainerDep) -> Model
             row = services.model_registry(session).activate(version)
         except ArtifactError as exc:
             raise Conflict(str(exc)) from None
-        detail = model_detail(row)
+        detail = ModelDetail.model_validate(row)
     # This worker switches now; the others at their next registry check.
     services.predictions.sync(wait_for_loads=True)
     return detail

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Query, Response
 
 from app.api.deps import ContainerDep, TrainScope
 from app.core.errors import BackendUnavailable
-from app.db.models import TrainingJob
 from app.schemas.errors import BearerErrorResponse, ErrorResponse
 from app.schemas.training import (
     TrainingAccepted,
@@ -16,7 +15,7 @@ from app.schemas.training import (
     TrainingJobOut,
     TrainingRequest,
 )
-from app.services.jobs import mark_failed
+from app.services.training_jobs import mark_failed
 
 router = APIRouter(prefix="/training", tags=["training"])
 
@@ -24,41 +23,6 @@ _AUTH_ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": BearerErrorResponse, "description": "Missing, invalid or revoked token."},
     403: {"model": BearerErrorResponse, "description": "Token lacks the `train` scope."},
 }
-
-
-def job_out(job: TrainingJob) -> TrainingJobOut:
-    """The API view of a job row."""
-    duration = None
-    if job.started_at is not None and job.finished_at is not None:
-        duration = round((job.finished_at - job.started_at).total_seconds(), 3)
-    options = {k: v for k, v in job.options.items() if k not in ("data_file", "params", "grid")}
-    return TrainingJobOut(
-        job_id=job.job_id,
-        status=job.status,
-        stage=job.stage,
-        percent=job.percent,
-        source=job.source,
-        requested_by=job.requested_by,
-        new_model_version=job.new_model_version,
-        base_version=job.base_version,
-        data_path=job.data_path,
-        algorithm=job.algorithm,
-        params=job.params,
-        options=options,
-        created_at=job.created_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-        duration_seconds=duration,
-        data_rows=job.data_rows,
-        metrics=job.metrics,
-        best_params=job.best_params,
-        cv_results=job.cv_results,
-        produced_version=job.produced_version,
-        activated=job.activated,
-        message=job.message,
-        error=job.error,
-        warnings=list((job.metrics or {}).get("warnings", [])),
-    )
 
 
 @router.post(
@@ -134,7 +98,8 @@ def list_jobs(
 ) -> TrainingJobList:
     """The most recent jobs, newest first."""
     with services.sessions() as session:
-        return TrainingJobList(jobs=[job_out(j) for j in services.jobs(session).recent(limit)])
+        jobs = services.jobs(session).recent(limit)
+        return TrainingJobList(jobs=[TrainingJobOut.model_validate(j) for j in jobs])
 
 
 @router.get(
@@ -146,7 +111,7 @@ def list_jobs(
 def get_job(job_id: str, _: TrainScope, services: ContainerDep) -> TrainingJobOut:
     """Status, stage and percent, timings, metrics, best params, and the error if it failed."""
     with services.sessions() as session:
-        return job_out(services.jobs(session).get(job_id))
+        return TrainingJobOut.model_validate(services.jobs(session).get(job_id))
 
 
 @router.delete(
@@ -166,4 +131,5 @@ def cancel_job(job_id: str, client: TrainScope, services: ContainerDep) -> Train
     at its next heartbeat (within seconds).
     """
     with services.sessions() as session:
-        return job_out(services.jobs(session).cancel(job_id, by=client.client_id))
+        job = services.jobs(session).cancel(job_id, by=client.client_id)
+        return TrainingJobOut.model_validate(job)

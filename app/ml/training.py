@@ -8,15 +8,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import Pipeline
 
+from app.ml.algorithms import ALGORITHMS, DEFAULT_ALGORITHM
 from app.ml.dataset import Dataset
 from app.ml.evaluation import evaluate, split_holdout
-from app.ml.fast_path import FastScorer, UnsupportedPipelineError
-from app.ml.pipeline import ALGORITHMS, DEFAULT_ALGORITHM, build_pipeline
+from app.ml.fast_path_check import check_fast_path
+from app.ml.pipeline import build_pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +43,6 @@ SEARCH_FOLDS = 3
 MAX_GRID_CANDIDATES = 60
 DEFAULT_TEST_SIZE = 0.2
 SPLIT_SEED = 42
-# The fast path must reproduce predict_proba to this absolute tolerance.
-FAST_PATH_TOLERANCE = 1e-9
 
 Progress = Callable[[str], None]
 
@@ -264,16 +262,14 @@ def _summarise_search(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 def verify_fast_path(pipeline: Pipeline, texts: list[str]) -> float | None:
     """Largest |fast path - predict_proba| over `texts`, or None if unsupported."""
-    try:
-        scorer = FastScorer.from_pipeline(pipeline)
-    except UnsupportedPipelineError as exc:
-        logger.warning("fast path unsupported", extra={"reason": str(exc)})
-        return None
-    diff = np.abs(scorer.predict_proba_many(texts) - pipeline.predict_proba(texts))
-    worst = float(diff.max()) if diff.size else 0.0
-    if worst > FAST_PATH_TOLERANCE:
-        logger.warning("fast path differs from predict_proba", extra={"max_abs_diff": worst})
-    return worst
+    check = check_fast_path(pipeline, lambda: texts)
+    if check.unsupported_reason is not None:
+        logger.warning("fast path unsupported", extra={"reason": check.unsupported_reason})
+    elif not check.exact:
+        logger.warning(
+            "fast path differs from predict_proba", extra={"max_abs_diff": check.max_abs_diff}
+        )
+    return check.max_abs_diff
 
 
 def _effective_params(pipeline: Pipeline, requested: dict[str, Any] | None) -> dict[str, Any]:

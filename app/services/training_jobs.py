@@ -1,0 +1,307 @@
+"""Training jobs: validated plans, one open job at a time, execution, and crash detection.
+
+A job's state lives only in the database, so any worker (or replica) can report
+it, and the database's unique `open_slot` is what allows one job at a time.
+Jobs run in their own process (`python -m app.services.job_runner JOB_ID
+SETTINGS_FILE`), never in a web worker; `train.py` runs the same `execute_job`
+in-process. A job ends by itself, by TRAINING_TIMEOUT_SECONDS (enforced by the
+launcher's watcher, every worker's reaper and the job's own heartbeat) or by
+`DELETE /training/{job_id}`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import signal
+import socket
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.core.config import Settings
+from app.core.errors import Conflict, NotFound, Unprocessable
+from app.crud import model_version as model_crud
+from app.crud import training_job as crud
+from app.db.models import TrainingJob
+from app.ml.algorithms import DEFAULT_ALGORITHM
+from app.ml.artifacts import ArtifactError, load_artifact
+from app.ml.dataset import Dataset, DatasetError
+from app.ml.training import (
+    DEFAULT_TEST_SIZE,
+    HoldoutComparison,
+    TrainedModel,
+    TrainingError,
+    compare_on_holdout,
+    fitted_texts,
+)
+from app.services.models import ModelRegistry
+from app.services.training_plan import (
+    TrainingPlan,
+    assemble_dataset,
+    json_value,
+    resolve_data_path,
+    split_params,
+)
+
+logger = logging.getLogger(__name__)
+
+# An open job whose process has not reported for this long is declared dead; with
+# a check every second or so on every worker, that is well inside 30 s.
+STALE_AFTER_SECONDS = 20.0
+
+
+@functools.cache
+def this_host() -> str:
+    """This machine's name as jobs record it (looked up on first use, not at import)."""
+    return socket.gethostname()
+
+
+class TrainingJobService:
+    """Creates, reports, cancels and reaps jobs; bound to one session."""
+
+    def __init__(self, session: Session, settings: Settings) -> None:
+        self._session = session
+        self._settings = settings
+
+    def plan(
+        self,
+        *,
+        new_data_path: str | None,
+        algorithm: str = DEFAULT_ALGORITHM,
+        params: dict[str, Any] | None = None,
+        include_base_data: bool = True,
+        include_feedback: bool = True,
+        activate: bool = True,
+        test_size: float = DEFAULT_TEST_SIZE,
+    ) -> tuple[TrainingPlan, Dataset, list[str]]:
+        """Validate a request fully (path, file, options, resulting data) before any job exists.
+
+        Returns the plan, the data the job would train on and warnings about
+        categories left out of it. The open slot is checked before any data is
+        read, so requests against a running job cost no parsing.
+        """
+        fixed, grid = split_params(algorithm, params)
+        data_file = data_path = None
+        if new_data_path is not None:
+            resolved, data_path = resolve_data_path(self._settings.data_dir, new_data_path)
+            data_file = str(resolved)
+        self.ensure_no_open_job()
+        plan = TrainingPlan(
+            data_file=data_file,
+            data_path=data_path,
+            algorithm=algorithm,
+            params={k: json_value(v) for k, v in fixed.items()},
+            grid={k: [json_value(v) for v in vs] for k, vs in grid.items()},
+            include_base_data=include_base_data,
+            include_feedback=include_feedback,
+            activate=activate,
+            test_size=test_size,
+        )
+        try:
+            dataset, _ = assemble_dataset(self._session, self._settings.model_dir, plan)
+            dataset, warnings = dataset.prepare_for_training(test_size)
+        except DatasetError as exc:
+            raise Unprocessable(str(exc)) from None
+        return plan, dataset, warnings
+
+    def ensure_no_open_job(self) -> None:
+        """Conflict naming the queued or running job, if there is one."""
+        open_job = crud.get_open_job(self._session)
+        if open_job is not None:
+            raise _busy(open_job)
+
+    def create(self, plan: TrainingPlan, *, source: str, requested_by: str | None) -> TrainingJob:
+        """Record a queued job, or Conflict naming the job that is already open."""
+        open_job = crud.get_open_job(self._session)
+        if open_job is None:
+            try:
+                job = crud.create_job(
+                    self._session,
+                    job_id=str(uuid.uuid4()),
+                    source=source,
+                    requested_by=requested_by,
+                    new_model_version=model_crud.next_version(self._session),
+                    data_path=plan.data_path,
+                    algorithm=plan.algorithm,
+                    params={**plan.params, **plan.grid},
+                    options=asdict(plan),
+                    created_at=datetime.now(UTC),
+                )
+                self._session.commit()
+                return job
+            except IntegrityError:
+                # Another worker or process took the slot between our read and write.
+                self._session.rollback()
+                open_job = crud.get_open_job(self._session)
+        if open_job is None:
+            raise Conflict("another training job was created at the same time; retry")
+        raise _busy(open_job)
+
+    def get(self, job_id: str) -> TrainingJob:
+        """One job, or NotFound."""
+        job = crud.get_job(self._session, job_id)
+        if job is None:
+            raise NotFound(f"training job {job_id!r} does not exist")
+        return job
+
+    def recent(self, limit: int = 20) -> Sequence[TrainingJob]:
+        """Recent jobs, newest first."""
+        return crud.list_jobs(self._session, limit)
+
+    def cancel(self, job_id: str, *, by: str) -> TrainingJob:
+        """Fail a queued or running job as cancelled and stop its process; Conflict if finished.
+
+        A process on this host is killed at once; one on another replica sees its
+        job closed at its next heartbeat and exits. The active model is untouched.
+        """
+        job = self.get(job_id)
+        if job.open_slot is None or not mark_failed(self._session, job_id, f"cancelled by {by}"):
+            self._session.refresh(job)
+            raise Conflict(
+                f"training job {job_id} has already finished ({job.status}); "
+                "only a queued or running job can be cancelled"
+            )
+        self._session.refresh(job)
+        kill_job_process(job)
+        return job
+
+    def reap(self) -> list[str]:
+        """Fail open jobs whose process is gone or whose time is up; returns their ids.
+
+        On this host a dead pid is noticed at once; elsewhere (another replica's
+        job) a heartbeat older than STALE_AFTER_SECONDS is. A job running for
+        longer than TRAINING_TIMEOUT_SECONDS is failed wherever it runs (and its
+        process killed when it runs here), even if its launcher is gone.
+        """
+        now = datetime.now(UTC)
+        failed: list[str] = []
+        open_job = crud.get_open_job(self._session)
+        if open_job is None:
+            return failed
+        reason: str | None = None
+        timeout = self._settings.training_timeout_seconds
+        began = open_job.started_at or open_job.created_at
+        if (
+            open_job.host == this_host()
+            and open_job.pid is not None
+            and not _pid_alive(open_job.pid)
+        ):
+            reason = f"the training process (pid {open_job.pid}) ended without reporting a result"
+        elif began < now - timedelta(seconds=timeout):
+            reason = timed_out_message(timeout)
+        elif open_job in crud.stale_open_jobs(
+            self._session, now - timedelta(seconds=STALE_AFTER_SECONDS)
+        ):
+            reason = f"the training process stopped reporting for over {STALE_AFTER_SECONDS:.0f} s"
+        if reason and mark_failed(self._session, open_job.job_id, reason):
+            failed.append(open_job.job_id)
+            kill_job_process(open_job)
+        return failed
+
+
+def _busy(open_job: TrainingJob) -> Conflict:
+    return Conflict(
+        f"training job {open_job.job_id} is {open_job.status} "
+        f"(producing {open_job.new_model_version}); one job runs at a time"
+    )
+
+
+def timed_out_message(timeout: float) -> str:
+    """The error of a job stopped by TRAINING_TIMEOUT_SECONDS."""
+    return (
+        f"the job timed out: it ran for more than {timeout:g} s (TRAINING_TIMEOUT_SECONDS) "
+        "and was stopped; the active model is unchanged"
+    )
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def kill_job_process(job: TrainingJob) -> bool:
+    """SIGKILL the process group of a job running on this host; False if there is none.
+
+    Only a process that leads its own group is killed (the launcher starts jobs
+    with start_new_session), so a reused pid of some other process is left alone.
+    """
+    if job.host != this_host() or job.pid is None or job.pid == os.getpid():
+        return False
+    try:
+        if os.getpgid(job.pid) != job.pid:
+            return False
+        os.killpg(job.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return False
+    logger.warning("training process killed", extra={"job_id": job.job_id, "pid": job.pid})
+    return True
+
+
+def mark_failed(session: Session, job_id: str, reason: str) -> bool:
+    """Close an open job as failed; False if it had already finished."""
+    changed = crud.finish_job(
+        session, job_id, datetime.now(UTC), status="failed", error=reason, stage=None
+    )
+    session.commit()
+    if changed:
+        logger.warning("training job failed", extra={"job_id": job_id, "reason": reason})
+    return bool(changed)
+
+
+def activation_blockers(
+    settings: Settings, comparison: HoldoutComparison | None, new_f1: float
+) -> list[str]:
+    """Why the new version must not be activated automatically (empty: it may be)."""
+    reasons = []
+    if new_f1 < settings.min_macro_f1:
+        reasons.append(f"macro-F1 {new_f1:.4f} is below MIN_MACRO_F1 {settings.min_macro_f1:.4f}")
+    if comparison is not None and comparison.new_macro_f1 < (
+        comparison.active_macro_f1 - settings.max_f1_drop
+    ):
+        reasons.append(
+            f"macro-F1 {comparison.new_macro_f1:.4f} is more than MAX_F1_DROP "
+            f"{settings.max_f1_drop:.4f} below the active {comparison.active_version}'s "
+            f"{comparison.active_macro_f1:.4f} on the same hold-out ({comparison.rows} rows)"
+        )
+    return reasons
+
+
+def compare_with_active(
+    session: Session, model_dir: Path, trained: TrainedModel
+) -> HoldoutComparison | None:
+    """Score the active version on the new model's hold-out; None when nothing is active.
+
+    Rows the active version was fitted on are left out of the comparison (it
+    would score them from memory); both models are scored on the rest.
+    """
+    registry = ModelRegistry(session, model_dir)
+    active = registry.active()
+    if active is None:
+        return None
+    try:
+        pipeline = load_artifact(
+            registry.artifact_path(active), active.sha256, active.library_versions
+        )
+        seen = fitted_texts(
+            registry.training_data(active),
+            float(active.metrics.get("test_size", DEFAULT_TEST_SIZE)),
+        )
+    except (ArtifactError, DatasetError, ValueError) as exc:
+        raise TrainingError(
+            f"the active version {active.version} could not be scored on the new hold-out "
+            f"({exc}); activate the new version by hand if it is better"
+        ) from None
+    return compare_on_holdout(trained, pipeline, active.version, seen)
