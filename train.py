@@ -27,9 +27,8 @@ from rich.table import Table
 
 from app.core.config import ConfigurationError, Settings, load_settings
 from app.core.errors import Conflict
-from app.db.migrations import upgrade_database
+from app.db.database import open_database
 from app.db.models import TrainingJob
-from app.db.session import create_db_engine, create_session_factory
 from app.ml.algorithms import ALGORITHMS, DEFAULT_ALGORITHM
 from app.ml.dataset import SHIPPED_DATASET, DatasetError, read_csv
 from app.ml.training import DEFAULT_TEST_SIZE, STAGES, TrainingError
@@ -152,10 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     out = Console()
     err = Console(stderr=True)
 
-    engine = create_db_engine(settings.database_url)
+    database = open_database(settings.database_url, migrate=True)
+    sessions = database.sessions
     try:
-        upgrade_database(engine)
-        sessions = create_session_factory(engine)
         started = time.perf_counter()
         with stage_display(err) as display:
             display("load")
@@ -198,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"train.py: {exc}", file=sys.stderr)
         return 1
     finally:
-        engine.dispose()
+        database.dispose()
 
     for table in metrics_tables(job):
         out.print(table)

@@ -1,9 +1,16 @@
-"""The FastAPI application factory; `app` is what uvicorn serves."""
+"""The FastAPI application factory; `app` is what uvicorn serves.
+
+Importing this module does nothing: `create_app()` is the entry point that reads
+the settings (and `.env`), configures logging and the metrics directory, and
+`app` is built on first access (`uvicorn app.main:app`, or
+`uvicorn --factory app.main:create_app`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -19,8 +26,9 @@ from app.api.main import api_router
 from app.api.middleware import BearerGate, RequestContext, RequestLimits
 from app.core.config import Settings, load_settings
 from app.core.logging import configure_logging
-from app.services.container import ServiceContainer
+from app.core.metrics import setup_metrics
 from app.services.datasets import UploadStore
+from app.services.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -36,30 +44,35 @@ In Swagger UI, press **Authorize**, enter a client id and secret, and pick scope
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; nothing touches the database or disk until the lifespan starts."""
+    """Build the app; nothing touches the database until the lifespan starts."""
     settings = settings or load_settings()
     configure_logging(settings)
+    metrics = setup_metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = ServiceContainer.build(settings)
-        services.revocation.refresh()
-        # Also fails jobs whose process died while no server was running.
-        services.housekeeping()
-        app.state.services = services
-        follower = asyncio.create_task(_follow_active_model(services, settings))
-        purger = asyncio.create_task(
-            _purge_expired_uploads(UploadStore(settings, services.sessions))
-        )
+        runtime = Runtime.build(settings, metrics)
+        try:
+            runtime.revocation.refresh()
+            # Also fails jobs whose process died while no server was running.
+            runtime.housekeeping()
+        except BaseException:
+            runtime.close()
+            raise
+        app.state.runtime = runtime
+        background = [
+            asyncio.create_task(_follow_active_model(runtime, settings)),
+            asyncio.create_task(_purge_expired_uploads(runtime.uploads)),
+        ]
         logger.info("garoupa started", extra={"environment": settings.environment.value})
         try:
             yield
         finally:
-            for task in (follower, purger):
+            for task in background:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            services.close()
+            runtime.close()
 
     app = FastAPI(
         title="Garoupa",
@@ -73,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.metrics = metrics
     add_exception_handlers(app)
     # Innermost: runs after the size limits, before anything reads a body. The token
     # endpoint is exempt: it authenticates clients, not bearer tokens.
@@ -83,7 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_header_bytes=settings.max_header_bytes,
     )
     # Outermost, so that 413s and errors are logged and counted too.
-    app.add_middleware(RequestContext)
+    app.add_middleware(RequestContext, metrics=metrics)
     app.include_router(api_router)
     install_docs(app)
     return app
@@ -99,12 +113,12 @@ def _body_limits(settings: Settings) -> Callable[[str], int]:
     return limit_for
 
 
-async def _follow_active_model(services: ServiceContainer, settings: Settings) -> None:
+async def _follow_active_model(runtime: Runtime, settings: Settings) -> None:
     """Poll the registry (active model, dead jobs) off the event loop."""
     while True:
         await asyncio.sleep(settings.model_refresh_seconds)
         try:
-            await run_in_threadpool(services.housekeeping)
+            await run_in_threadpool(runtime.housekeeping)
         except SQLAlchemyError as exc:
             # The database is down or restarting: one line per tick, not a traceback;
             # /ready reports it, and the next tick retries.
@@ -126,4 +140,13 @@ async def _purge_expired_uploads(uploads: UploadStore) -> None:
         await asyncio.sleep(UPLOAD_PURGE_SECONDS)
 
 
-app = create_app()
+@functools.cache
+def _default_app() -> FastAPI:
+    return create_app()
+
+
+def __getattr__(name: str) -> FastAPI:
+    # PEP 562: `app` is built when uvicorn (or anyone) first asks for it, not at import.
+    if name == "app":
+        return _default_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

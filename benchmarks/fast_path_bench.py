@@ -69,8 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     # made only of words the worker has not seen yet.
     cold: list[float] = []
     for name in names:
-        for block in scorer._blocks:
-            block.word_columns.clear()
+        scorer._features.clear_word_cache()
         t = time.perf_counter()
         scorer.predict_proba_one(name)
         cold.append(time.perf_counter() - t)

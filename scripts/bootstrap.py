@@ -20,8 +20,7 @@ from app.core.config import PROJECT_ROOT, load_settings  # noqa: E402
 from app.core.errors import ClientNotFound  # noqa: E402
 from app.core.scopes import DEFAULT_CLIENT_SCOPES, format_scopes  # noqa: E402
 from app.core.security import build_secret_hasher  # noqa: E402
-from app.db.migrations import upgrade_database  # noqa: E402
-from app.db.session import create_db_engine, create_session_factory  # noqa: E402
+from app.db.database import open_database  # noqa: E402
 from app.services.clients import ClientService  # noqa: E402
 from app.services.models import ModelRegistry  # noqa: E402
 
@@ -108,17 +107,12 @@ def main() -> int:
     os.umask(0o077)
     ensure_env_file()
     settings = load_settings()
-    engine = create_db_engine(settings.database_url)
-    try:
-        upgrade_database(engine)
-        sessions = create_session_factory(engine)
-        with sessions() as session:
+    with open_database(settings.database_url, migrate=True) as database:
+        with database.sessions() as session:
             if not ensure_model(ModelRegistry(session, settings.model_dir)):
                 return 1
-        with sessions() as session:
+        with database.sessions() as session:
             ensure_demo_client(ClientService(session, build_secret_hasher()))
-    finally:
-        engine.dispose()
     print(f"Serving on {args.url} (Swagger UI: {args.url}/docs)")
     return 0
 

@@ -26,8 +26,7 @@ from app.core.config import ConfigurationError, load_settings  # noqa: E402
 from app.core.errors import GaroupaError  # noqa: E402
 from app.core.scopes import DEFAULT_CLIENT_SCOPES, Scope, format_scopes  # noqa: E402
 from app.core.security import build_secret_hasher  # noqa: E402
-from app.db.migrations import upgrade_database  # noqa: E402
-from app.db.session import create_db_engine, create_session_factory  # noqa: E402
+from app.db.database import open_database  # noqa: E402
 from app.services.clients import MIN_SECRET_LENGTH, ClientRecord, ClientService  # noqa: E402
 
 SCOPE_HELP = f"space-separated scopes out of: {', '.join(s.value for s in Scope)}"
@@ -46,13 +45,11 @@ class CommandError(Exception):
 def client_service() -> Iterator[ClientService]:
     """A ClientService on the configured database, schema brought up to date."""
     settings = load_settings()
-    engine = create_db_engine(settings.database_url)
-    try:
-        upgrade_database(engine)
-        with create_session_factory(engine)() as session:
-            yield ClientService(session, build_secret_hasher())
-    finally:
-        engine.dispose()
+    with (
+        open_database(settings.database_url, migrate=True) as database,
+        database.sessions() as session,
+    ):
+        yield ClientService(session, build_secret_hasher())
 
 
 def _as_dict(client: ClientRecord) -> dict[str, object]:

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from app.core.config import Settings
+from app.db.database import open_database
 from app.main import create_app
 from app.ml.dataset import read_csv
 from app.ml.training import TrainedModel, fit_model
@@ -112,6 +113,8 @@ def shipped_model() -> TrainedModel:
 
 @pytest.fixture
 def app(settings: Settings) -> FastAPI:
+    """The app on `settings`, its database migrated (servers only check the schema)."""
+    open_database(settings.database_url, migrate=True).dispose()
     return create_app(settings)
 
 

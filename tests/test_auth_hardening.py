@@ -32,23 +32,21 @@ from app.core.logging import TextFormatter, build_formatter
 from app.core.security import build_secret_hasher
 from app.db.migrations import upgrade_database
 from app.db.session import create_db_engine, create_session_factory
-from app.main import create_app
 from app.services.clients import ClientService
-from app.services.container import ServiceContainer
 from app.services.login_guard import LoginGuard
-from tests.support import REPO_ROOT, Registry, make_settings, request_token
+from app.services.runtime import Runtime
+from tests.support import REPO_ROOT, InProcess, Registry, make_settings, request_token, serve
 
 WRONG = "wrong-secret-value"
 
 
 def _app_client(tmp_path: Path, **overrides: object) -> Iterator[TestClient]:
-    with TestClient(create_app(make_settings(tmp_path, **overrides))) as test_client:
+    with serve(make_settings(tmp_path, **overrides)) as test_client:
         yield test_client
 
 
-def _services(client: TestClient) -> ServiceContainer:
-    services: ServiceContainer = client.app.state.services  # type: ignore[attr-defined]
-    return services
+def _runtime(client: TestClient) -> Runtime:
+    return InProcess(client).runtime
 
 
 def _in_parallel(count: int, call: object) -> list[int]:
@@ -120,9 +118,8 @@ class TestSecretCheckBound:
     def _add_slow_client(self, client: TestClient) -> None:
         # A real Argon2id hash with a high time cost: verifying it holds the only
         # slot for about a second, long enough to observe, with no mock involved.
-        services = _services(client)
         slow = PasswordHash((Argon2Hasher(time_cost=30),))
-        with services.sessions() as session:
+        with _runtime(client).session() as session:
             ClientService(session, slow).register(
                 name="Slow", client_id="slow", secret="slow-secret-value", scopes="predict"
             )
@@ -132,7 +129,7 @@ class TestSecretCheckBound:
     ) -> None:
         registry.add()
         self._add_slow_client(client)
-        slots = _services(client).login_guard.slots
+        slots = _runtime(client).login_guard.slots
         held: list[int] = []
         holder = threading.Thread(
             target=lambda: held.append(request_token(client, "slow", WRONG).status_code)

@@ -11,7 +11,8 @@ import jwt
 import pytest
 from fastapi.testclient import TestClient
 
-from app.core.config import Settings, key_id
+from app.core.config import Settings
+from app.core.keys import key_id
 from app.ml.training import TrainedModel
 from tests.support import (
     TEST_SECRET_KEY,

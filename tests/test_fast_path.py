@@ -21,6 +21,7 @@ from sklearn.svm import LinearSVC
 from app.ml.algorithms import ALGORITHMS, CALIBRATION_METHODS, DEFAULT_ALGORITHM
 from app.ml.calibration import CalibratedLinearSVC, adaptive_temperature_logits
 from app.ml.evaluation import split_holdout
+from app.ml.fast_features import _WORD_CACHE_SIZE, CharWbNgrams
 from app.ml.fast_path import FastScorer, UnsupportedPipelineError
 from app.ml.pipeline import build_features, build_pipeline
 
@@ -197,6 +198,14 @@ def test_fast_path_survives_joblib_round_trip(fitted: Pipeline) -> None:
     np.testing.assert_allclose(
         scorer.predict_proba_many(names), fitted.predict_proba(names), rtol=0, atol=1e-9
     )
+
+
+def test_char_wb_word_cache_stays_bounded_and_exact() -> None:
+    counter = CharWbNgrams({" a": 0, "ab": 1, "b ": 2}.get, 2, 2)
+    for i in range(_WORD_CACHE_SIZE + 10):
+        counter(f"w{i}")
+    assert len(counter.word_columns) <= _WORD_CACHE_SIZE
+    assert counter("ab  ab") == {0: 2, 1: 2, 2: 2}
 
 
 def test_predict_proba_many_empty(fitted: Pipeline) -> None:

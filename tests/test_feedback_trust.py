@@ -23,10 +23,17 @@ from app.core.text import validate_category_name
 from app.crud import feedback as feedback_crud
 from app.db.migrations import ALEMBIC_INI
 from app.db.session import create_db_engine
-from app.main import create_app
 from app.ml.dataset import Dataset
 from app.ml.training import TrainedModel
-from tests.support import Registry, bearer, install_model, make_settings, token_for
+from tests.support import (
+    InProcess,
+    Registry,
+    bearer,
+    install_model,
+    make_settings,
+    serve,
+    token_for,
+)
 
 SUSU = "susu ultra coklat 250ml"
 POISON = {"product_name": SUSU, "category": "Kopi", "model_version": "v1.0.0"}
@@ -94,10 +101,8 @@ class Trust:
         raise AssertionError(f"{version} was never served")
 
     def training_data(self, version: str) -> Dataset:
-        services = self.client.app.state.services  # type: ignore[attr-defined]
-        with services.sessions() as session:
-            registry = services.model_registry(session)
-            return registry.training_data(registry.get(version))  # type: ignore[no-any-return]
+        with InProcess(self.client).models() as registry:
+            return registry.training_data(registry.get(version))
 
 
 @contextmanager
@@ -106,7 +111,7 @@ def running(settings: Settings, trained: TrainedModel | None) -> Iterator[Trust]
     if trained is not None:
         install_model(settings, trained)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    with TestClient(create_app(settings)) as client:
+    with serve(settings) as client:
         yield Trust(client, settings)
 
 
@@ -167,8 +172,7 @@ def test_feedback_from_a_train_client_is_accepted_at_once(trust: Trust) -> None:
     assert created.status_code == 201, created.text
     body = created.json()
     assert body["status"] == "accepted" and body["reviewed_by"] == "svc"
-    services = trust.client.app.state.services  # type: ignore[attr-defined]
-    with services.sessions() as session:
+    with InProcess(trust.client).runtime.session() as session:
         # The very call app/services/training_plan.py makes for training feedback.
         assert [r.id for r in feedback_crud.list_feedback(session)] == [body["id"]]
 

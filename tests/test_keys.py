@@ -15,9 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from fastapi.testclient import TestClient
 
 from app.core.config import ConfigurationError, Settings
-from app.main import create_app
-from app.services.tokens import Keyring
-from tests.support import Registry, bearer, make_settings, token_for
+from app.core.keys import Keyring
+from tests.support import Registry, bearer, make_settings, serve, token_for
 
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi"}
 
@@ -63,7 +62,7 @@ def test_asymmetric_tokens_verify_with_the_published_jwks(
     tmp_path: Path, algorithm: str, kind: str
 ) -> None:
     key = write_key(tmp_path / "signing.pem", kind)
-    with TestClient(create_app(asym_settings(tmp_path, algorithm, key))) as api:
+    with serve(asym_settings(tmp_path, algorithm, key)) as api:
         Registry(api.app).add()  # type: ignore[arg-type]
         token = token_for(api)
         keys = api.get("/.well-known/jwks.json").json()["keys"]
@@ -88,19 +87,19 @@ def test_rotation_keeps_old_tokens_valid_while_their_key_is_listed(tmp_path: Pat
     new = write_key(tmp_path / "new.pem", "ed25519")
     (tmp_path / "old.pub.pem").write_bytes(public_pem(old))
 
-    with TestClient(create_app(asym_settings(tmp_path, "EdDSA", old))) as api:
+    with serve(asym_settings(tmp_path, "EdDSA", old)) as api:
         Registry(api.app).add()  # type: ignore[arg-type]
         old_token = token_for(api)
 
     rotated = asym_settings(tmp_path, "EdDSA", new, previous=str(tmp_path / "old.pub.pem"))
-    with TestClient(create_app(rotated)) as api:
+    with serve(rotated) as api:
         assert api.get("/models/", headers=bearer(old_token)).status_code == 200
         new_token = token_for(api)
         kids = [k["kid"] for k in api.get("/.well-known/jwks.json").json()["keys"]]
     assert jwt.get_unverified_header(new_token)["kid"] == kids[0]
     assert jwt.get_unverified_header(old_token)["kid"] == kids[1]
 
-    with TestClient(create_app(asym_settings(tmp_path, "EdDSA", new))) as api:
+    with serve(asym_settings(tmp_path, "EdDSA", new)) as api:
         refused = api.get("/models/", headers=bearer(old_token))
         assert [k["kid"] for k in api.get("/.well-known/jwks.json").json()["keys"]] == kids[:1]
     assert refused.status_code == 401
@@ -109,7 +108,7 @@ def test_rotation_keeps_old_tokens_valid_while_their_key_is_listed(tmp_path: Pat
 
 def test_hs256_token_signed_with_the_public_key_is_refused(tmp_path: Path) -> None:
     key = write_key(tmp_path / "rsa.pem", "rsa")
-    with TestClient(create_app(asym_settings(tmp_path, "RS256", key))) as api:
+    with serve(asym_settings(tmp_path, "RS256", key)) as api:
         Registry(api.app).add()  # type: ignore[arg-type]
         genuine = token_for(api)
         kid = jwt.get_unverified_header(genuine)["kid"]

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
 
+from app.api.deps import get_session
+from app.core.metrics import CONTENT_TYPE_LATEST
 from tests.support import (
     TEST_SECRET_KEY,
     Api,
@@ -63,20 +68,32 @@ def test_ready_is_200_when_the_database_answers_and_the_model_scores(api: Api) -
 
 
 def test_ready_reports_an_unreachable_database(api: Api) -> None:
-    services = api.services
-    working = services.engine
     # A real engine aimed at a port where nothing listens.
-    services.engine = create_engine(
+    unreachable = create_engine(
         "postgresql+psycopg://garoupa@127.0.0.1:9/none", connect_args={"connect_timeout": 2}
     )
+
+    def session_on_unreachable() -> Iterator[Session]:
+        with Session(unreachable) as session:
+            yield session
+
+    app: FastAPI = api.client.app  # type: ignore[assignment]
+    app.dependency_overrides[get_session] = session_on_unreachable
     try:
         response = api.client.get("/ready")
     finally:
-        services.engine.dispose()
-        services.engine = working
+        app.dependency_overrides.clear()
+        unreachable.dispose()
     assert response.status_code == 503
     assert response.json()["checks"]["database"] == "unreachable"
     assert "database unreachable" in response.json()["reasons"][0]
+
+
+def test_prometheus_content_type_is_the_librarys(api: Api) -> None:
+    from prometheus_client import CONTENT_TYPE_LATEST as library_content_type
+
+    response = api.client.get("/metrics")
+    assert response.headers["content-type"] == library_content_type == CONTENT_TYPE_LATEST
 
 
 def test_metrics_count_requests_predictions_tokens_and_jobs(api: Api) -> None:

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from app.core.config import Settings
 from app.ml.dataset import read_csv
 from app.ml.training import TrainedModel, fit_model
+from app.services.models import ModelRegistry
 from tests.support import (
     TINY_CSV,
     Api,
@@ -193,8 +194,8 @@ def test_activating_another_version_switches_what_is_served(api: Api, auth: dict
     assert saved.version == "v1.0.1"
     assert _served_version_within(api.client, auth, "v1.0.1", seconds=5)
 
-    with api.services.sessions() as session:
-        api.services.model_registry(session).activate("v1.0.0")
+    with api.direct.runtime.session() as session:
+        ModelRegistry(session, api.settings.model_dir).activate("v1.0.0")
     assert _served_version_within(api.client, auth, "v1.0.0", seconds=5)
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.main import create_app
 from app.ml.training import TrainedModel
 from tests.support import (
     REDIS_URL,
@@ -20,6 +19,7 @@ from tests.support import (
     install_model,
     make_settings,
     redis_available,
+    serve,
     token_for,
 )
 
@@ -37,7 +37,7 @@ def running_app(
 ) -> Iterator[TestClient]:
     settings = make_settings(tmp_path, **overrides)
     install_model(settings, tiny_model)
-    with TestClient(create_app(settings)) as client:
+    with serve(settings) as client:
         yield client
 
 
@@ -84,7 +84,7 @@ def test_limits_are_shared_through_redis_across_instances(
     install_model(settings_a, tiny_model)
     # Two apps with separate memory but one database and one Redis: two replicas.
     settings_b = make_settings(tmp_path / "a", redis_url=REDIS_URL, rate_limit_predict="4/minute")
-    with TestClient(create_app(settings_a)) as a, TestClient(create_app(settings_b)) as b:
+    with serve(settings_a) as a, serve(settings_b) as b:
         Registry(a.app).add(client_id)  # type: ignore[arg-type]
         auth = bearer(token_for(a, client_id))
         statuses = [
@@ -103,8 +103,8 @@ def test_token_brute_force_guard_is_shared_through_redis(
     settings = make_settings(tmp_path, **overrides)
     install_model(settings, tiny_model)
     with (
-        TestClient(create_app(settings)) as a,
-        TestClient(create_app(make_settings(tmp_path, **overrides))) as b,
+        serve(settings) as a,
+        serve(make_settings(tmp_path, **overrides)) as b,
     ):
         Registry(a.app).add(client_id)  # type: ignore[arg-type]
         wrong = {

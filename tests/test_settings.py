@@ -17,7 +17,7 @@ def _start_app(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"}
     environment |= {"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", **env}
     return subprocess.run(
-        [sys.executable, "-c", "import app.main"],
+        [sys.executable, "-c", "import app.main; app.main.app"],
         env=environment,
         # A directory without .env, so only the variables above count.
         cwd=tmp_path,

@@ -11,13 +11,13 @@ import jwt
 import pytest
 from fastapi.testclient import TestClient
 
-from app.main import create_app
 from tests.support import (
     TEST_SECRET_KEY,
     Registry,
     basic_auth,
     make_settings,
     request_token,
+    serve,
 )
 
 NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
@@ -273,12 +273,10 @@ def test_post_credentials_with_special_characters(client: TestClient, registry: 
 class TestBruteForceGuard:
     @pytest.fixture
     def client(self, tmp_path: Path) -> object:
-        app = create_app(
-            make_settings(
-                tmp_path, auth_failure_limit="3/minute", auth_failure_limit_per_address="6/minute"
-            )
+        settings = make_settings(
+            tmp_path, auth_failure_limit="3/minute", auth_failure_limit_per_address="6/minute"
         )
-        with TestClient(app) as test_client:
+        with serve(settings) as test_client:
             yield test_client
 
     def test_repeated_failures_for_a_client_id_get_429_with_retry_after(

@@ -10,18 +10,25 @@ from pathlib import Path
 
 import pytest
 import sklearn
-from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from app.core.config import Settings
 from app.db.models import ModelVersion
 from app.db.session import create_db_engine, create_session_factory
-from app.main import create_app
 from app.ml.artifacts import ArtifactError, load_artifact
 from app.ml.dataset import DatasetError, parse_csv
 from app.ml.training import TrainedModel
-from app.services.models import ModelRegistry
-from tests.support import REPO_ROOT, TINY_CSV, Registry, bearer, install_model, token_for
+from app.services.models import ArtifactConflict, ModelRegistry
+from tests.support import (
+    REPO_ROOT,
+    TINY_CSV,
+    InProcess,
+    Registry,
+    bearer,
+    install_model,
+    serve,
+    token_for,
+)
 
 TRAIN_PY = REPO_ROOT / "train.py"
 
@@ -154,16 +161,18 @@ def test_tampered_artifact_is_refused_and_not_served(
         load_artifact(artifact, "0" * 64, row.library_versions)
     artifact.write_bytes(artifact.read_bytes() + b"\x00")
 
-    with TestClient(create_app(settings)) as api:
+    with serve(settings) as api:
         Registry(api.app).add()  # type: ignore[arg-type]
         response = api.post(
             "/predict/", json={"product_name": "susu"}, headers=bearer(token_for(api))
         )
-        services = api.app.state.services  # type: ignore[attr-defined]
+        services = InProcess(api).runtime
         assert response.status_code == 503
         assert "SHA-256" in (services.predictions.last_error or "")
-        with services.sessions() as session, pytest.raises(ArtifactError, match="SHA-256"):
-            services.model_registry(session).activate(saved.version)
+        with services.session() as session, pytest.raises(ArtifactConflict, match="SHA-256"):
+            ModelRegistry(session, services.settings.model_dir, services.predictions).activate(
+                saved.version
+            )
 
 
 def test_artifact_from_another_scikit_learn_is_refused(

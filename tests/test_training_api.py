@@ -13,15 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
+from fastapi import FastAPI
 
+from app.api.deps import get_launcher
 from app.core.config import Settings
 from app.core.errors import Conflict
 from app.db.models import TrainingJob
-from app.main import create_app
 from app.ml.training import TrainedModel
-from app.services.container import ServiceContainer
-from app.services.training_jobs import this_host
+from app.services.models import ModelRegistry
+from app.services.training_jobs import TrainingJobService, this_host
 from app.services.training_plan import TrainingPlan
 from tests.polling import poll_json
 from tests.support import (
@@ -29,6 +29,7 @@ from tests.support import (
     SHIPPED_CSV,
     TINY_CSV,
     Api,
+    InProcess,
     Registry,
     assert_search_chose_the_best,
     bearer,
@@ -36,6 +37,7 @@ from tests.support import (
     install_model,
     make_settings,
     open_api,
+    serve,
     shipped_rows,
     token_for,
 )
@@ -125,8 +127,8 @@ def test_feedback_reaches_the_next_version(api: Api) -> None:
     without = api.wait(api.train(activate=False, include_feedback=False)["job_id"])
     assert with_feedback["status"] == without["status"] == "succeeded"
     assert with_feedback["data_rows"] == 79 and without["data_rows"] == 78
-    with api.services.sessions() as session:
-        registry = api.services.model_registry(session)
+    with api.direct.runtime.session() as session:
+        registry = ModelRegistry(session, api.settings.model_dir)
         trained_on = registry.training_data(registry.get(with_feedback["produced_version"]))
         not_trained_on = registry.training_data(registry.get(without["produced_version"]))
     assert (
@@ -196,10 +198,12 @@ def test_the_database_admits_one_open_job_under_a_race(api: Api) -> None:
     barrier = threading.Barrier(4)
 
     def create() -> None:
-        with api.services.sessions() as session:
+        with api.direct.runtime.session() as session:
             barrier.wait()
             try:
-                api.services.jobs(session).create(plan, source="api", requested_by="race")
+                TrainingJobService(session, api.settings).create(
+                    plan, source="api", requested_by="race"
+                )
                 outcomes.append("created")
             except Conflict:
                 outcomes.append("conflict")
@@ -214,8 +218,10 @@ def test_the_database_admits_one_open_job_under_a_race(api: Api) -> None:
 
 def test_train_py_respects_the_one_job_rule(api: Api) -> None:
     plan = TrainingPlan(None, None, "logistic_regression", {}, {}, True, False, False)
-    with api.services.sessions() as session:
-        job = api.services.jobs(session).create(plan, source="api", requested_by="holder")
+    with api.direct.runtime.session() as session:
+        job = TrainingJobService(session, api.settings).create(
+            plan, source="api", requested_by="holder"
+        )
     env = {
         **os.environ,
         "SECRET_KEY": api.settings.secret_key or "",
@@ -248,7 +254,7 @@ def test_sigkill_mid_fit_fails_the_job_and_keeps_the_old_model(api: Api) -> None
         what="job reaching the search stage",
         interval=0.1,
     )
-    with api.services.sessions() as session:
+    with api.direct.runtime.session() as session:
         pid = session.query(TrainingJob).filter_by(job_id=job_id).one().pid
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
@@ -273,11 +279,13 @@ def test_a_job_whose_process_died_while_no_server_ran_fails_at_start_up(
 ) -> None:
     settings = make_settings(tmp_path)
     install_model(settings, tiny_model)
-    with TestClient(create_app(settings)) as client:
-        services: ServiceContainer = client.app.state.services  # type: ignore[attr-defined]
+    with serve(settings) as client:
+        services = InProcess(client).runtime
         plan = TrainingPlan(None, None, "logistic_regression", {}, {}, True, False, False)
-        with services.sessions() as session:
-            job = services.jobs(session).create(plan, source="api", requested_by="gone")
+        with services.session() as session:
+            job = TrainingJobService(session, services.settings).create(
+                plan, source="api", requested_by="gone"
+            )
             dead = subprocess.Popen(["true"])
             dead.wait()
             session.execute(
@@ -286,7 +294,7 @@ def test_a_job_whose_process_died_while_no_server_ran_fails_at_start_up(
                 .values(status="running", host=this_host(), pid=dead.pid)
             )
             session.commit()
-    with TestClient(create_app(settings)) as client:
+    with serve(settings) as client:
         Registry(client.app).add()  # type: ignore[arg-type]
         status = client.get(f"/training/{job.job_id}", headers=bearer(token_for(client))).json()
     assert status["status"] == "failed"
@@ -408,3 +416,27 @@ def test_upload_validation_errors_are_422(api: Api) -> None:
     assert unknown.status_code == 404
     assert api.get("/models/v9.9.9").status_code == 404
     assert api.post("/models/v9.9.9/activate").status_code == 404
+
+
+class _LauncherThatCannotStart:
+    """A launcher whose process start fails, as on a machine out of pids or memory."""
+
+    def launch(self, job_id: str) -> None:
+        raise OSError(11, "Resource temporarily unavailable")
+
+
+def test_a_job_whose_process_cannot_start_fails_at_once_and_frees_the_slot(api: Api) -> None:
+    app: FastAPI = api.client.app  # type: ignore[assignment]
+    app.dependency_overrides[get_launcher] = _LauncherThatCannotStart
+    try:
+        refused = api.post("/training/", json={"activate": False})
+    finally:
+        app.dependency_overrides.clear()
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["Retry-After"] == "5"
+    assert "could not be started" in refused.json()["detail"]
+    # Nothing was left queued: the failed job is recorded and the slot is free again.
+    [job] = api.get("/training/").json()["jobs"]
+    assert job["status"] == "failed"
+    assert "Resource temporarily unavailable" in job["error"]
+    assert api.wait(api.train(activate=False)["job_id"])["status"] == "succeeded"

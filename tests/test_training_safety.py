@@ -18,16 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from app.core.config import Settings
 from app.db.models import TrainingJob
-from app.main import create_app
 from app.ml.algorithms import TUNABLE_PARAMS
 from app.ml.training import TrainedModel
 from app.services.job_launcher import job_directory, write_settings_file
-from app.services.training_jobs import mark_failed
+from app.services.training_jobs import TrainingJobService, mark_failed
 from app.services.training_plan import TrainingPlan
 from tests.polling import poll_json
 from tests.support import (
@@ -35,6 +33,7 @@ from tests.support import (
     TEST_SECRET_KEY,
     TINY_CSV,
     Api,
+    InProcess,
     Registry,
     alive,
     assert_search_chose_the_best,
@@ -43,6 +42,7 @@ from tests.support import (
     install_model,
     make_settings,
     open_api,
+    serve,
     shipped_rows,
     token_for,
 )
@@ -68,8 +68,8 @@ def api_settings(tmp_path: Path) -> Settings:
 
 
 def job_row(api: Api, job_id: str) -> TrainingJob:
-    with api.services.sessions() as session:
-        return api.services.jobs(session).get(job_id)
+    with api.direct.runtime.session() as session:
+        return TrainingJobService(session, api.settings).get(job_id)
 
 
 def wait_for_pid(api: Api, job_id: str) -> int:
@@ -197,11 +197,13 @@ def test_a_job_running_elsewhere_past_its_limit_is_failed_by_the_reaper(
 ) -> None:
     settings = make_settings(tmp_path, training_timeout_seconds=60)
     install_model(settings, tiny_model)
-    with TestClient(create_app(settings)) as client:
-        services = client.app.state.services  # type: ignore[attr-defined]
+    with serve(settings) as client:
+        services = InProcess(client).runtime
         plan = TrainingPlan(None, None, "logistic_regression", {}, {}, True, False, False)
-        with services.sessions() as session:
-            job = services.jobs(session).create(plan, source="api", requested_by="elsewhere")
+        with services.session() as session:
+            job = TrainingJobService(session, services.settings).create(
+                plan, source="api", requested_by="elsewhere"
+            )
             now = datetime.now(UTC)
             session.execute(
                 update(TrainingJob)
@@ -216,7 +218,7 @@ def test_a_job_running_elsewhere_past_its_limit_is_failed_by_the_reaper(
             )
             session.commit()
     # A restarted server (or any worker's next housekeeping tick) applies the limit.
-    with TestClient(create_app(settings)) as client:
+    with serve(settings) as client:
         Registry(client.app).add()  # type: ignore[arg-type]
         status = Api(client, settings).get(f"/training/{job.job_id}").json()
     assert status["status"] == "failed"
@@ -256,7 +258,7 @@ def test_a_job_cancelled_from_another_replica_stops_by_itself(api: Api) -> None:
         what="job starting",
     )
     # What DELETE on another replica does: mark the job, with no process to kill here.
-    with api.services.sessions() as session:
+    with api.direct.runtime.session() as session:
         assert mark_failed(session, job_id, "cancelled by elsewhere")
     # The job's heartbeat notices within HEARTBEAT_SECONDS and the process exits.
     wait_until_gone(pid, timeout=120)
@@ -288,7 +290,7 @@ def test_with_no_active_version_only_min_macro_f1_applies(tmp_path: Path) -> Non
     settings = make_settings(tmp_path, model_refresh_seconds=0.2)
     settings.data_dir.mkdir(parents=True)
     (settings.data_dir / "tiny.csv").write_bytes(TINY_CSV.read_bytes())
-    with TestClient(create_app(settings)) as client:
+    with serve(settings) as client:
         Registry(client.app).add()  # type: ignore[arg-type]
         api = Api(client, settings)
         try:
@@ -352,8 +354,10 @@ def test_settings_files_are_created_0600_even_under_a_permissive_umask(
 
 def test_a_request_during_an_open_job_gets_409_before_its_data_is_read(api: Api) -> None:
     plan = TrainingPlan(None, None, "logistic_regression", {}, {}, True, False, False)
-    with api.services.sessions() as session:
-        holder = api.services.jobs(session).create(plan, source="api", requested_by="holder")
+    with api.direct.runtime.session() as session:
+        holder = TrainingJobService(session, api.settings).create(
+            plan, source="api", requested_by="holder"
+        )
     # Unreadable data would be a 422 if it were parsed first.
     api.write_data("latin1.csv", "café,Susu\n".encode("latin-1"))
     response = api.post("/training/", json={"new_data_path": "latin1.csv"})

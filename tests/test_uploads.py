@@ -22,16 +22,17 @@ from fastapi.testclient import TestClient
 
 from app.core.config import Settings
 from app.crud import training_job as job_crud
-from app.main import create_app
 from app.ml.training import TrainedModel
-from app.services.container import ServiceContainer
 from app.services.datasets import UPLOAD_FOLDER, client_folder
+from app.services.runtime import Runtime
 from tests.support import (
+    InProcess,
     LiveServer,
     Registry,
     bearer,
     install_model,
     make_settings,
+    serve,
     start_server,
     token_for,
 )
@@ -63,9 +64,8 @@ class Uploads:
         self.auth = bearer(token_for(client))
 
     @property
-    def services(self) -> ServiceContainer:
-        services: ServiceContainer = self.client.app.state.services  # type: ignore[attr-defined]
-        return services
+    def runtime(self) -> Runtime:
+        return InProcess(self.client).runtime
 
     def upload(
         self, content: bytes, name: str = "new.csv", auth: dict[str, str] | None = None
@@ -80,7 +80,7 @@ class Uploads:
 @contextmanager
 def open_uploads(settings: Settings, trained: TrainedModel) -> Iterator[Uploads]:
     install_model(settings, trained)
-    with TestClient(create_app(settings)) as client:
+    with serve(settings) as client:
         yield Uploads(client, settings)
 
 
@@ -164,9 +164,9 @@ def age(path: Path, days: float) -> None:
     os.utime(path, (then, then))
 
 
-def open_job_reading(services: ServiceContainer, data_dir: Path, data_path: str) -> None:
+def open_job_reading(runtime: Runtime, data_dir: Path, data_path: str) -> None:
     """Record a queued job that will read `data_path` (no process is started)."""
-    with services.sessions() as session:
+    with runtime.session() as session:
         job_crud.create_job(
             session,
             job_id=str(uuid.uuid4()),
@@ -190,7 +190,7 @@ def test_expired_uploads_are_purged_but_one_an_open_job_reads_is_kept(uploads: U
     age(data_dir / expired, 31)
     age(data_dir / in_use, 31)
     age(data_dir / fresh, 29)
-    open_job_reading(uploads.services, data_dir, in_use)
+    open_job_reading(uploads.runtime, data_dir, in_use)
     # The next upload runs the client's housekeeping pass.
     assert uploads.upload(small_csv("next")).status_code == 201
     assert not (data_dir / expired).exists()

@@ -23,12 +23,19 @@ from app.core.errors import (
     InvalidToken,
     NotAuthenticated,
 )
+from app.core.keys import Keyring
 from app.core.scopes import SCOPE_DESCRIPTIONS, Scope
 from app.services.auth import AuthService, TokenRequest
 from app.services.clients import ClientService
-from app.services.container import ServiceContainer
 from app.services.datasets import UploadStore
+from app.services.feedback import FeedbackService
+from app.services.health import HealthService
+from app.services.job_launcher import JobLauncher
+from app.services.models import ModelRegistry
+from app.services.prediction import PredictionService
+from app.services.runtime import Runtime
 from app.services.tokens import TokenClaims
+from app.services.training_jobs import TrainingJobService
 
 # Token requests are a handful of short parameters; anything bigger is abuse.
 MAX_TOKEN_REQUEST_BYTES = 8 * 1024
@@ -47,13 +54,14 @@ oauth2_scheme = OAuth2(
 
 # Async although they do no I/O: FastAPI runs plain `def` dependencies in a
 # worker thread, a hop that costs more than everything these functions do.
-async def get_container(request: Request) -> ServiceContainer:
-    """The per-process services built in the lifespan."""
-    container: ServiceContainer = request.app.state.services
-    return container
+async def get_runtime(request: Request) -> Runtime:
+    """The per-process parts built in the lifespan; routes take what they need from it
+    through the dependencies below, never the whole runtime."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
 
 
-ContainerDep = Annotated[ServiceContainer, Depends(get_container)]
+_RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 async def get_settings(request: Request) -> Settings:
@@ -65,29 +73,94 @@ async def get_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_session(container: ContainerDep) -> Iterator[Session]:
-    """A database session closed after the response."""
-    with container.sessions() as session:
+def get_session(runtime: _RuntimeDep) -> Iterator[Session]:
+    """One database session per request, closed after the response."""
+    with runtime.session() as session:
         yield session
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def get_client_service(container: ContainerDep, session: SessionDep) -> ClientService:
+async def get_launcher(runtime: _RuntimeDep) -> JobLauncher:
+    """What starts training processes (tests override it to simulate a failure)."""
+    return runtime.launcher
+
+
+async def get_prediction_service(runtime: _RuntimeDep) -> PredictionService:
+    """This worker's serving model."""
+    return runtime.predictions
+
+
+PredictionServiceDep = Annotated[PredictionService, Depends(get_prediction_service)]
+
+
+async def get_keyring(runtime: _RuntimeDep) -> Keyring:
+    """The signing key and the retired keys tokens may still carry."""
+    return runtime.tokens.keyring
+
+
+KeyringDep = Annotated[Keyring, Depends(get_keyring)]
+
+
+def get_client_service(runtime: _RuntimeDep, session: SessionDep) -> ClientService:
     """The client registry bound to this request's session."""
-    return container.client_service(session)
+    return ClientService(session, runtime.hasher, runtime.dummy_hash)
 
 
 ClientServiceDep = Annotated[ClientService, Depends(get_client_service)]
 
 
-def get_auth_service(container: ContainerDep, clients: ClientServiceDep) -> AuthService:
+def get_auth_service(runtime: _RuntimeDep, clients: ClientServiceDep) -> AuthService:
     """The client-credentials grant."""
-    return AuthService(clients, container.tokens, container.login_guard)
+    return AuthService(clients, runtime.tokens, runtime.login_guard, runtime.metrics)
 
 
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
+
+
+def get_model_registry(runtime: _RuntimeDep, session: SessionDep) -> ModelRegistry:
+    """The model registry, with this worker's serving model following activations."""
+    return ModelRegistry(session, runtime.settings.model_dir, runtime.predictions)
+
+
+ModelRegistryDep = Annotated[ModelRegistry, Depends(get_model_registry)]
+
+
+def get_training_jobs(
+    settings: SettingsDep,
+    session: SessionDep,
+    launcher: Annotated[JobLauncher, Depends(get_launcher)],
+) -> TrainingJobService:
+    """Training jobs: plan, start, follow, cancel."""
+    return TrainingJobService(session, settings, launcher)
+
+
+TrainingJobsDep = Annotated[TrainingJobService, Depends(get_training_jobs)]
+
+
+def get_feedback_service(settings: SettingsDep, session: SessionDep) -> FeedbackService:
+    """Feedback records and their review."""
+    return FeedbackService(session, auto_accept=settings.feedback_auto_accept)
+
+
+FeedbackServiceDep = Annotated[FeedbackService, Depends(get_feedback_service)]
+
+
+def get_health_service(runtime: _RuntimeDep, session: SessionDep) -> HealthService:
+    """Readiness and scrape-time metrics."""
+    return HealthService(session, runtime.predictions, runtime.metrics)
+
+
+HealthServiceDep = Annotated[HealthService, Depends(get_health_service)]
+
+
+async def get_upload_store(runtime: _RuntimeDep) -> UploadStore:
+    """Per-client upload folders with their quota and retention."""
+    return runtime.uploads
+
+
+UploadStoreDep = Annotated[UploadStore, Depends(get_upload_store)]
 
 
 def client_address(request: Request) -> str:
@@ -182,7 +255,7 @@ class AuthenticatedClient:
     token_id: str
 
 
-async def verify_bearer(authorization: str | None, container: ServiceContainer) -> TokenClaims:
+async def verify_bearer(authorization: str | None, runtime: Runtime) -> TokenClaims:
     """The claims of a valid, unrevoked bearer token in an `Authorization` header value."""
     if authorization is None:
         raise NotAuthenticated()
@@ -192,9 +265,9 @@ async def verify_bearer(authorization: str | None, container: ServiceContainer) 
     token = token.strip()
     if not token or " " in token:
         raise InvalidToken("The access token is malformed.")
-    claims = container.tokens.verify(token)
-    await container.revocation.ensure_fresh(claims.issued_at)
-    if container.revocation.is_revoked(claims.client_id, claims.issued_at):
+    claims = runtime.tokens.verify(token)
+    await runtime.revocation.ensure_fresh(claims.issued_at)
+    if runtime.revocation.is_revoked(claims.client_id, claims.issued_at):
         raise InvalidToken("The access token has been revoked.")
     return claims
 
@@ -203,19 +276,19 @@ async def get_current_client(
     request: Request,
     security_scopes: SecurityScopes,
     authorization: Annotated[str | None, Depends(oauth2_scheme)],
-    container: ContainerDep,
+    runtime: _RuntimeDep,
 ) -> AuthenticatedClient:
     """Verify the bearer token (RFC 6750 §2.1 header only) and the scopes the route needs."""
     # Requests that may carry a body were verified by BearerGate before the body was read.
     claims: TokenClaims | None = request.scope.get("state", {}).get(VERIFIED_CLAIMS)
     if claims is None:
-        claims = await verify_bearer(authorization, container)
+        claims = await verify_bearer(authorization, runtime)
     # Read by the request log line; the token itself is never logged.
     request.state.client_id = claims.client_id
     missing = [scope for scope in security_scopes.scopes if scope not in claims.scopes]
     if missing:
         raise InsufficientScope(missing)
-    await container.rate_limiter.hit(claims.client_id, list(security_scopes.scopes))
+    await runtime.rate_limiter.hit(claims.client_id, list(security_scopes.scopes))
     return AuthenticatedClient(claims.client_id, claims.scopes, claims.token_id)
 
 
@@ -225,18 +298,10 @@ TrainScope = Annotated[AuthenticatedClient, Security(get_current_client, scopes=
 AdminScope = Annotated[AuthenticatedClient, Security(get_current_client, scopes=[Scope.admin])]
 
 
-async def feedback_client(client: PredictScope, container: ContainerDep) -> AuthenticatedClient:
+async def feedback_client(client: PredictScope, runtime: _RuntimeDep) -> AuthenticatedClient:
     """A `predict` client, counted against the feedback limit as well as the predict one."""
-    await container.rate_limiter.hit(client.client_id, ["feedback"])
+    await runtime.rate_limiter.hit(client.client_id, ["feedback"])
     return client
 
 
 FeedbackClient = Annotated[AuthenticatedClient, Depends(feedback_client)]
-
-
-async def get_upload_store(container: ContainerDep) -> UploadStore:
-    """Per-client upload folders with their quota and retention."""
-    return UploadStore(container.settings, container.sessions)
-
-
-UploadStoreDep = Annotated[UploadStore, Depends(get_upload_store)]

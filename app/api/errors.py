@@ -30,7 +30,7 @@ from app.core.errors import (
     TooManyAttempts,
     Unprocessable,
 )
-from app.core.metrics import TOKEN_REQUESTS
+from app.core.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +58,14 @@ def bearer_challenge(**params: str) -> str:
     return "Bearer " + ", ".join(pairs)
 
 
-async def _oauth_error(_: Request, exc: Exception) -> JSONResponse:
+def _count_token_outcome(request: Request, outcome: str) -> None:
+    metrics: Metrics = request.app.state.metrics
+    metrics.count_token_outcome(outcome)
+
+
+async def _oauth_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, OAuthError)
-    TOKEN_REQUESTS.labels(exc.error_code).inc()
+    _count_token_outcome(request, exc.error_code)
     headers = dict(NO_STORE)
     if isinstance(exc, InvalidClient):
         # RFC 6749 §5.2: 401 with a challenge for the scheme clients authenticate with.
@@ -110,7 +115,7 @@ async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, BackendUnavailable | ModelNotReady)
     if request.url.path.rstrip("/") in OAUTH_PATHS:
         # RFC 6749 §5.2: the token endpoint answers every error in the OAuth shape.
-        TOKEN_REQUESTS.labels("temporarily_unavailable").inc()
+        _count_token_outcome(request, "temporarily_unavailable")
         return JSONResponse(
             {"error": "temporarily_unavailable", "error_description": exc.message},
             status_code=503,

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.api.errors import NO_STORE, OAUTH_PATHS, bearer_challenge
 from app.core.errors import BackendUnavailable, InvalidToken, NotAuthenticated
 from app.core.logging import request_id_var
-from app.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from app.core.metrics import Metrics
 
 
 class BodyTooLarge(HTTPException):
@@ -132,10 +132,10 @@ class BearerGate:
         ):
             await self.app(scope, receive, send)
             return
-        services = scope["app"].state.services
+        runtime = scope["app"].state.runtime
         authorization = _header(scope, b"authorization")
         try:
-            claims = await self.verify(authorization, services)
+            claims = await self.verify(authorization, runtime)
         except NotAuthenticated:
             await _send_json(
                 send, 401, "Not authenticated", [(b"www-authenticate", bearer_challenge().encode())]
@@ -217,8 +217,10 @@ class RequestContext:
     path or query string, which could carry identifiers or tokens.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
+        self.requests = metrics.http_requests
+        self.latency = metrics.http_latency
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -244,8 +246,8 @@ class RequestContext:
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "<unmatched>"
             method = scope["method"]
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            HTTP_LATENCY.labels(method, route).observe(elapsed)
+            self.requests.labels(method, route, str(status)).inc()
+            self.latency.labels(method, route).observe(elapsed)
             state = scope.get("state") or {}
             _access_log.info(
                 "request",

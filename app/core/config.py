@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-import logging
 import os
-import secrets
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
@@ -13,8 +10,6 @@ from typing import Literal
 import limits
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-logger = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -167,6 +162,8 @@ class Settings(BaseSettings):
 
 def weak_secret_reason(secret_key: str | None) -> str | None:
     """Why `secret_key` is unfit to sign tokens, or None when it is fine."""
+    # Here rather than in core.keys: Settings runs it while validating, and
+    # core.keys imports this module, so the reverse import would be a cycle.
     if not secret_key:
         return "SECRET_KEY is not set"
     if secret_key == EXAMPLE_SECRET_KEY:
@@ -188,24 +185,6 @@ def load_settings(**overrides: object) -> Settings:
 def _describe(loc: tuple[int | str, ...], msg: str) -> str:
     message = msg.removeprefix("Value error, ")
     return f"{str(loc[0]).upper()}: {message}" if loc else message
-
-
-def signing_key(settings: Settings) -> str:
-    """The HS256 key: the configured one, or a per-process random key in development."""
-    if settings.secret_key:
-        return settings.secret_key
-    # Development without a key still works, but tokens die with the process and
-    # are not shared between workers; `make run` writes a key to `.env` to avoid this.
-    logger.warning(
-        "SECRET_KEY not set: using a random per-process signing key "
-        "(tokens will not survive a restart or be shared across workers)"
-    )
-    return secrets.token_urlsafe(48)
-
-
-def key_id(key: str) -> str:
-    """A stable, non-reversible `kid` for an HS256 key."""
-    return hashlib.sha256(b"garoupa-kid\x00" + key.encode()).hexdigest()[:16]
 
 
 def environment_without_settings() -> dict[str, str]:

@@ -1,11 +1,13 @@
 """Prometheus metrics that stay correct across several worker processes.
 
 prometheus-client's multiprocess mode keeps each process's values in files under
-PROMETHEUS_MULTIPROC_DIR and sums them at scrape time. The variable must be set
-before prometheus_client is first imported, which is why this module sets it
-and why nothing else imports prometheus_client before it. Operators should set
-it themselves (an empty directory per deployment); the default is a directory
-shared by every worker of one server: they all have the same parent process.
+PROMETHEUS_MULTIPROC_DIR and sums them at scrape time. The library reads that
+variable when it is first imported, so nothing here imports it at module level:
+`setup_metrics()`, called by an entry point (the app factory), sets the variable
+and only then imports the library and creates the metrics, once per process.
+Operators should set the variable themselves (an empty directory per
+deployment); the default is a directory shared by every worker of one server:
+they all have the same parent process.
 """
 
 from __future__ import annotations
@@ -13,76 +15,24 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    _default = Path(tempfile.gettempdir()) / f"garoupa-metrics-{os.getppid()}"
-    _default.mkdir(mode=0o700, exist_ok=True)
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_default)
-
-from prometheus_client import (  # noqa: E402
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-    multiprocess,
-)
-from prometheus_client.core import GaugeMetricFamily  # noqa: E402
-from prometheus_client.registry import Collector  # noqa: E402
-
-# Other modules import prometheus_client names from here, never directly, so the
-# environment variable above is always set first.
-__all__ = [
-    "CONTENT_TYPE_LATEST",
-    "Collector",
-    "GaugeMetricFamily",
-    "HTTP_LATENCY",
-    "HTTP_REQUESTS",
-    "MODEL_SERVING",
-    "PREDICTIONS",
-    "TOKEN_REQUESTS",
-    "count_prediction",
-    "label_value",
-    "render",
-]
-
-HTTP_REQUESTS = Counter(
-    "garoupa_http_requests_total",
-    "HTTP requests by method, route template and status code.",
-    ["method", "route", "status"],
-)
-HTTP_LATENCY = Histogram(
-    "garoupa_http_request_duration_seconds",
-    "Time from request start to response end, by method and route template.",
-    ["method", "route"],
-    # Predictions take well under a millisecond; training requests tens of ms.
-    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
-)
-PREDICTIONS = Counter(
-    "garoupa_predictions_total", "Predicted categories (batch items count one each).", ["category"]
-)
-TOKEN_REQUESTS = Counter(
-    "garoupa_token_requests_total",
-    "Token endpoint outcomes: issued or the OAuth2 error code.",
-    ["outcome"],
-)
-MODEL_SERVING = Gauge(
-    "garoupa_model_serving",
-    "1 for the model version a live worker serves (max over workers).",
-    ["version"],
-    multiprocess_mode="livemax",
-)
-
+if TYPE_CHECKING:
+    from prometheus_client import Counter, Gauge, Histogram
+    from prometheus_client.registry import Collector
 
 # Categories come from uploaded data and feedback, i.e. from clients: a label value
 # is cut to this many characters, control and format characters removed, so a
 # category cannot bloat every scrape or forge lines in tools that read it.
 MAX_LABEL_CHARS = 64
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
-
-_prediction_counters: dict[str, Counter] = {}
+# prometheus_client.CONTENT_TYPE_LATEST, spelled out so that documenting the route
+# does not import the library (tests/test_operations.py checks they agree).
+CONTENT_TYPE_LATEST = "text/plain; version=1.0.0; charset=utf-8"
 
 
 def label_value(text: str) -> str:
@@ -90,18 +40,112 @@ def label_value(text: str) -> str:
     return _UNPRINTABLE.sub("", text)[:MAX_LABEL_CHARS]
 
 
-def count_prediction(category: str, n: int = 1) -> None:
-    """Count predicted categories; the labelled child is looked up once per category."""
-    child = _prediction_counters.get(category)
-    if child is None:
-        child = _prediction_counters[category] = PREDICTIONS.labels(label_value(category))
-    child.inc(n)
+@dataclass(frozen=True)
+class Metrics:
+    """This process's metrics; `setup_metrics()` builds the one instance."""
+
+    http_requests: Counter
+    http_latency: Histogram
+    predictions: Counter
+    token_requests: Counter
+    model_serving: Gauge
+    # Labelled children looked up once per category: the hot path skips the label check.
+    _prediction_children: dict[str, Counter] = field(default_factory=dict)
+
+    def count_prediction(self, category: str, n: int = 1) -> None:
+        """Count a predicted category (`n` times, for a batch)."""
+        child = self._prediction_children.get(category)
+        if child is None:
+            child = self._prediction_children[category] = self.predictions.labels(
+                label_value(category)
+            )
+        child.inc(n)
+
+    def count_token_outcome(self, outcome: str) -> None:
+        """Count a token endpoint answer: `issued` or an RFC 6749 error code."""
+        self.token_requests.labels(outcome).inc()
+
+    def set_serving(self, version: str, serving: bool) -> None:
+        """Report whether this worker serves `version`."""
+        self.model_serving.labels(version).set(1 if serving else 0)
+
+    @staticmethod
+    def render(collectors: Iterable[Collector] = ()) -> bytes:
+        """The metrics of every process, plus `collectors` read at scrape time."""
+        from prometheus_client import CollectorRegistry, generate_latest, multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        for collector in collectors:
+            registry.register(collector)
+        return generate_latest(registry)
 
 
-def render(*collectors: Collector) -> bytes:
-    """The metrics of every process, plus `collectors` read at scrape time."""
-    registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    for collector in collectors:
-        registry.register(collector)
-    return generate_latest(registry)
+_lock = threading.Lock()
+_metrics: Metrics | None = None
+
+
+def setup_metrics() -> Metrics:
+    """Point prometheus-client at the multiprocess directory and create the metrics.
+
+    Idempotent: every app built in one process (tests build many) shares the one
+    set, since two metric objects with one name would overwrite each other's
+    values in the shared files.
+    """
+    global _metrics
+    with _lock:
+        if _metrics is None:
+            _metrics = _create_metrics()
+        return _metrics
+
+
+def _create_metrics() -> Metrics:
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        default = Path(tempfile.gettempdir()) / f"garoupa-metrics-{os.getppid()}"
+        default.mkdir(mode=0o700, exist_ok=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(default)
+    from prometheus_client import Counter, Gauge, Histogram, values
+
+    if not getattr(values.ValueClass, "_multiprocess", False):
+        # Something imported the library before the directory was set (a test's
+        # parser import, another library); it then chose in-process values, which
+        # every scrape would miss. Metrics look the class up at creation, so
+        # choosing again now is enough.
+        values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+    # registry=None: in multiprocess mode the values live in files, which
+    # MultiProcessCollector reads at scrape time; no in-process registry is needed.
+    return Metrics(
+        http_requests=Counter(
+            "garoupa_http_requests_total",
+            "HTTP requests by method, route template and status code.",
+            ["method", "route", "status"],
+            registry=None,
+        ),
+        http_latency=Histogram(
+            "garoupa_http_request_duration_seconds",
+            "Time from request start to response end, by method and route template.",
+            ["method", "route"],
+            # Predictions take well under a millisecond; training requests tens of ms.
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+            registry=None,
+        ),
+        predictions=Counter(
+            "garoupa_predictions_total",
+            "Predicted categories (batch items count one each).",
+            ["category"],
+            registry=None,
+        ),
+        token_requests=Counter(
+            "garoupa_token_requests_total",
+            "Token endpoint outcomes: issued or the OAuth2 error code.",
+            ["outcome"],
+            registry=None,
+        ),
+        model_serving=Gauge(
+            "garoupa_model_serving",
+            "1 for the model version a live worker serves (max over workers).",
+            ["version"],
+            multiprocess_mode="livemax",
+            registry=None,
+        ),
+    )

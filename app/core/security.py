@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import jwt
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
+
+from app.core.keys import JwtKey
 
 # RFC 9068 §2.2: every one of these must be present for a token to be accepted.
 REQUIRED_CLAIMS = ("iss", "sub", "client_id", "aud", "exp", "iat", "jti", "scope")
@@ -27,17 +28,6 @@ def build_secret_hasher() -> PasswordHash:
 def generate_client_secret() -> str:
     """A 32-byte URL-safe random secret (survives form-encoding unchanged)."""
     return secrets.token_urlsafe(32)
-
-
-@dataclass(frozen=True)
-class JwtKey:
-    """One signing/verification key with its `kid` and algorithm."""
-
-    kid: str
-    algorithm: str
-    signing_key: Any  # None for retired keys that only verify
-    verification_key: Any
-    jwk: dict[str, Any] | None = None  # the public JWK of an asymmetric key
 
 
 class TokenDecodeError(Exception):

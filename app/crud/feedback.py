@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from app.db.models import Feedback, FeedbackStatus
+from app.core.review import FeedbackStatus
+from app.db.models import Feedback
 
 # Marks "every status" where a filter is optional, since None cannot: the
 # training default must stay "accepted only" for callers that pass nothing.

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.db.models import TrainingJob
@@ -61,3 +61,9 @@ def stale_open_jobs(session: Session, heartbeat_before: datetime) -> Sequence[Tr
             | (TrainingJob.heartbeat_at.is_(None) & (TrainingJob.created_at < heartbeat_before)),
         )
     ).all()
+
+
+def count_by_status(session: Session) -> dict[str, int]:
+    """How many jobs are in each status."""
+    rows = session.execute(select(TrainingJob.status, func.count()).group_by(TrainingJob.status))
+    return {status: int(count) for status, count in rows.all()}

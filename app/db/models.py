@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.core.review import FeedbackStatus
 from app.db.base import Base, UTCDateTime
 
 
@@ -138,14 +138,6 @@ class TrainingJob(Base):
     def warnings(self) -> list[str]:
         """Categories left out of the job's data, as its metrics record them."""
         return list((self.metrics or {}).get("warnings", []))
-
-
-class FeedbackStatus(StrEnum):
-    """Where a feedback row is in review; only `accepted` rows reach training."""
-
-    proposed = "proposed"
-    accepted = "accepted"
-    rejected = "rejected"
 
 
 class Feedback(Base):

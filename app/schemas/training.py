@@ -15,8 +15,8 @@ from pydantic import (
     field_validator,
 )
 
+from app.core.review import FeedbackStatus
 from app.core.text import validate_category_name
-from app.db.models import FeedbackStatus
 from app.ml.algorithms import ALGORITHMS, DEFAULT_ALGORITHM, describe_tunable_params
 from app.schemas.prediction import ProductName
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from app.core.errors import InvalidClient, UnsupportedGrantType
+from app.core.metrics import Metrics
 from app.services.clients import ClientService
 from app.services.login_guard import LoginGuard
 from app.services.tokens import IssuedToken, TokenService
@@ -30,10 +31,13 @@ class TokenRequest:
 class AuthService:
     """Authenticates a client under the brute-force guard and issues its token."""
 
-    def __init__(self, clients: ClientService, tokens: TokenService, guard: LoginGuard) -> None:
+    def __init__(
+        self, clients: ClientService, tokens: TokenService, guard: LoginGuard, metrics: Metrics
+    ) -> None:
         self._clients = clients
         self._tokens = tokens
         self._guard = guard
+        self._metrics = metrics
 
     def issue_token(self, request: TokenRequest, *, address: str) -> IssuedToken:
         """Run the client-credentials grant; raises the RFC 6749 §5.2 error on failure."""
@@ -59,4 +63,5 @@ class AuthService:
             "token issued",
             extra={"client_id": client.client_id, "scope": issued.scope},
         )
+        self._metrics.count_token_outcome("issued")
         return issued

@@ -17,10 +17,11 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session
 
 from app.core.errors import InsufficientScope, NotFound, Unprocessable
+from app.core.review import FeedbackStatus
 from app.core.scopes import Scope
 from app.crud import feedback as crud
 from app.crud import model_version as model_crud
-from app.db.models import Feedback, FeedbackStatus
+from app.db.models import Feedback
 
 logger = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ from app.core.config import Settings
 from app.core.errors import NotFound
 from app.core.logging import configure_logging
 from app.crud import training_job as crud
+from app.db.database import open_database
 from app.db.models import TrainingJob
-from app.db.session import create_db_engine, create_session_factory
 from app.ml.dataset import DatasetError
 from app.ml.training import (
     SEARCH_STAGES,
@@ -41,14 +41,9 @@ from app.ml.training import (
     fit_model,
     stage_percent,
 )
+from app.services.activation_gate import activation_blockers, compare_with_active
 from app.services.models import ModelRegistry
-from app.services.training_jobs import (
-    activation_blockers,
-    compare_with_active,
-    mark_failed,
-    this_host,
-    timed_out_message,
-)
+from app.services.training_jobs import mark_failed, this_host, timed_out_message
 from app.services.training_plan import TrainingPlan, assemble_dataset, split_params
 
 logger = logging.getLogger("app.services.job_runner")
@@ -303,15 +298,13 @@ def main(argv: list[str]) -> int:
     configure_logging(settings)
     # Lower priority than the web workers: predictions must keep flowing.
     os.nice(10)
-    engine = create_db_engine(settings.database_url)
-    try:
-        job = execute_job(create_session_factory(engine), settings, job_id, on_abandoned=abandon)
-    except NotFound as exc:
-        # Cancelled (or reaped) before this process got to start it.
-        logger.warning("training job not started", extra={"job_id": job_id, "reason": str(exc)})
-        return ABANDONED_EXIT_STATUS
-    finally:
-        engine.dispose()
+    with open_database(settings.database_url, migrate=False) as database:
+        try:
+            job = execute_job(database.sessions, settings, job_id, on_abandoned=abandon)
+        except NotFound as exc:
+            # Cancelled (or reaped) before this process got to start it.
+            logger.warning("training job not started", extra={"job_id": job_id, "reason": str(exc)})
+            return ABANDONED_EXIT_STATUS
     logger.info("training job finished", extra={"job_id": job.job_id, "status": job.status})
     return 0 if job.status == "succeeded" else 1
 

@@ -7,16 +7,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.core.errors import NotFound
+from app.core.errors import Conflict, NotFound
 from app.crud import model_version as crud
 from app.db.models import ModelVersion
-from app.ml.artifacts import ArtifactError, library_versions, save_artifact, sha256_file
+from app.ml.artifacts import library_versions, save_artifact, sha256_file
 from app.ml.dataset import Dataset, read_csv, write_csv
 from app.ml.training import TrainedModel
+from app.schemas.training import ActiveModel
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +35,19 @@ class ModelVersionNotFound(NotFound):
         self.version = version
 
 
+class ArtifactConflict(Conflict):
+    """A version whose artifact is missing or altered cannot be activated (409)."""
+
+
+class ServingModelStore(Protocol):
+    """What the registry tells when the active version changes: this worker's model store."""
+
+    @property
+    def serving_version(self) -> str | None: ...
+
+    def sync(self, *, wait_for_loads: bool = False) -> bool: ...
+
+
 @dataclass(frozen=True)
 class SavedVersion:
     """What a caller needs after saving: the version and whether it now serves."""
@@ -45,9 +60,13 @@ class SavedVersion:
 class ModelRegistry:
     """Saves, lists and activates model versions (artifacts under `model_dir`)."""
 
-    def __init__(self, session: Session, model_dir: Path) -> None:
+    def __init__(
+        self, session: Session, model_dir: Path, store: ServingModelStore | None = None
+    ) -> None:
         self._session = session
         self._model_dir = model_dir
+        # This process's serving model, when there is one to keep in step (a web worker).
+        self._store = store
 
     def artifact_path(self, row: ModelVersion) -> Path:
         """Where `row`'s artifact lives."""
@@ -67,6 +86,32 @@ class ModelRegistry:
     def active(self) -> ModelVersion | None:
         """The active version, if any."""
         return crud.get_active(self._session)
+
+    def active_model(self) -> ActiveModel:
+        """The active version's summary (no per-class detail) and what this worker serves."""
+        serving = self._store.serving_version if self._store is not None else None
+        row = self.active()
+        if row is None:
+            return ActiveModel(
+                trained=False,
+                message="No model is trained yet. "
+                "Train one with `python train.py` or POST /training/.",
+            )
+        metrics = {
+            k: v for k, v in row.metrics.items() if k not in ("per_class", "confusion_matrix")
+        }
+        return ActiveModel(
+            trained=True,
+            version=row.version,
+            serving_version=serving,
+            algorithm=row.algorithm,
+            best_params=row.best_params,
+            params=row.params,
+            metrics=metrics,
+            classes=row.classes,
+            created_at=row.created_at,
+            activated_at=row.activated_at,
+        )
 
     def next_version(self) -> str:
         """The name the next saved version will get."""
@@ -122,19 +167,31 @@ class ModelRegistry:
         raise RuntimeError("could not allocate a model version number")
 
     def activate(self, version: str) -> ModelVersion:
-        """Make `version` the one every worker serves; its artifact must be intact."""
+        """Make `version` the one every worker serves; its artifact must be intact.
+
+        This worker's store switches before returning; the others at their next
+        registry check.
+        """
         row = self.get(version)
         path = self.artifact_path(row)
         if not path.exists():
-            raise ArtifactError(f"artifact of {version} is missing ({path.name}); cannot activate")
-        if sha256_file(path) != row.sha256:
-            raise ArtifactError(
+            raise ArtifactConflict(
+                f"artifact of {version} is missing ({path.name}); cannot activate"
+            )
+        try:
+            intact = sha256_file(path) == row.sha256
+        except OSError as exc:
+            raise ArtifactConflict(f"artifact of {version} cannot be read: {exc}") from None
+        if not intact:
+            raise ArtifactConflict(
                 f"artifact of {version} does not match its recorded SHA-256; cannot activate"
             )
         crud.set_active(self._session, version, datetime.now(UTC))
         self._session.commit()
         self._session.refresh(row)
         logger.info("model version activated", extra={"version": version})
+        if self._store is not None:
+            self._store.sync(wait_for_loads=True)
         return row
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ from sklearn.pipeline import Pipeline
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.errors import ModelNotReady
-from app.core.metrics import MODEL_SERVING
+from app.core.metrics import Metrics
 from app.crud import model_version as crud
 from app.ml.artifacts import ArtifactError, load_artifact
 from app.ml.dataset import read_csv
@@ -72,12 +73,21 @@ class ServingModel:
         return results
 
 
+@dataclass(frozen=True)
+class Predictions:
+    """Rankings of a batch of names, in input order, and the version that made them."""
+
+    model_version: str
+    ranked: list[Ranked]
+
+
 class PredictionService:
     """Holds the active model of this process and follows the registry's active pointer."""
 
-    def __init__(self, sessions: sessionmaker[Session], model_dir: Path) -> None:
+    def __init__(self, sessions: sessionmaker[Session], model_dir: Path, metrics: Metrics) -> None:
         self._sessions = sessions
         self._model_dir = model_dir
+        self._metrics = metrics
         self._model: ServingModel | None = None
         # Serialises loads only; readers take `self._model` without locking, since
         # assigning one attribute is atomic and the object itself never changes.
@@ -90,12 +100,29 @@ class PredictionService:
         """The model serving now, or None before any version is active."""
         return self._model
 
+    @property
+    def serving_version(self) -> str | None:
+        """The version serving now, if any."""
+        model = self._model
+        return None if model is None else model.version
+
     def require_model(self) -> ServingModel:
         """The serving model, or ModelNotReady (503) when there is none."""
         model = self._model
         if model is None:
             raise ModelNotReady()
         return model
+
+    def predict(self, names: Sequence[str], top_k: int = 1) -> Predictions:
+        """Rank each name's top `top_k` categories; ModelNotReady (503) without a model."""
+        model = self.require_model()
+        ranked = model.rank(names, top_k)
+        if len(ranked) == 1:
+            self._metrics.count_prediction(ranked[0].category)
+        else:
+            for category, count in Counter(r.category for r in ranked).items():
+                self._metrics.count_prediction(category, count)
+        return Predictions(model.version, ranked)
 
     def sync(self, *, wait_for_loads: bool = False) -> bool:
         """Load the registry's active version if it is not the one serving; True on a swap.
@@ -127,8 +154,8 @@ class PredictionService:
             previous, self._model = self._model, loaded
             self.last_error = None
             if previous is not None:
-                MODEL_SERVING.labels(previous.version).set(0)
-            MODEL_SERVING.labels(loaded.version).set(1)
+                self._metrics.set_serving(previous.version, False)
+            self._metrics.set_serving(loaded.version, True)
         logger.info(
             "serving model version",
             extra={"version": version, "fast_path": loaded.scorer is not None},
@@ -161,7 +188,7 @@ class PredictionService:
         """Stop reporting this worker's model as served (the gauge outlives the process)."""
         model = self._model
         if model is not None:
-            MODEL_SERVING.labels(model.version).set(0)
+            self._metrics.set_serving(model.version, False)
 
     def _load(self, version: str) -> ServingModel:
         with self._sessions() as session:

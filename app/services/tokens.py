@@ -4,71 +4,15 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from app.core.config import ConfigurationError, Settings, key_id, signing_key
+from app.core.config import Settings
 from app.core.errors import InvalidScope, InvalidToken
-from app.core.keys import (
-    KeyFileError,
-    PrivateKey,
-    PublicKey,
-    load_private_key,
-    load_public_key,
-    public_jwk,
-)
+from app.core.keys import Keyring
 from app.core.scopes import Scope, format_scopes, parse_scopes
-from app.core.security import JwtKey, TokenDecodeError, decode_access_token, encode_access_token
+from app.core.security import TokenDecodeError, decode_access_token, encode_access_token
 from app.services.clients import ClientRecord
-
-
-@dataclass(frozen=True)
-class Keyring:
-    """The key new tokens are signed with, and every key still accepted, by `kid`."""
-
-    current: JwtKey
-    accepted: Mapping[str, JwtKey]
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Keyring:
-        """HS256 from SECRET_KEY, or RS256/EdDSA from key files; bad files stop start-up."""
-        if settings.jwt_algorithm == "HS256":
-            secret = signing_key(settings)
-            key = JwtKey(
-                kid=key_id(secret), algorithm="HS256", signing_key=secret, verification_key=secret
-            )
-            return cls(current=key, accepted={key.kid: key})
-        assert settings.jwt_private_key_file is not None
-        try:
-            private = load_private_key(settings.jwt_private_key_file, settings.jwt_algorithm)
-            previous = [
-                load_public_key(path, settings.jwt_algorithm)
-                for path in settings.previous_public_key_paths
-            ]
-        except KeyFileError as exc:
-            raise ConfigurationError(f"Garoupa refuses to start: {exc}") from None
-        current = _asymmetric_key(private.public_key(), private)
-        accepted = {current.kid: current}
-        for public in previous:
-            key = _asymmetric_key(public, None)
-            accepted.setdefault(key.kid, key)
-        return cls(current=current, accepted=accepted)
-
-    def jwks(self) -> dict[str, list[dict[str, Any]]]:
-        """The public keys tokens may be verified with (none for HS256: it has no public half)."""
-        return {"keys": [key.jwk for key in self.accepted.values() if key.jwk is not None]}
-
-
-def _asymmetric_key(public: PublicKey, private: PrivateKey | None) -> JwtKey:
-    jwk = public_jwk(public)
-    return JwtKey(
-        kid=jwk["kid"],
-        algorithm=jwk["alg"],
-        signing_key=private,
-        verification_key=public,
-        jwk=jwk,
-    )
 
 
 @dataclass(frozen=True)

@@ -18,31 +18,22 @@ import signal
 import socket
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
-from app.core.errors import Conflict, NotFound, Unprocessable
+from app.core.errors import BackendUnavailable, Conflict, NotFound, Unprocessable
 from app.crud import model_version as model_crud
 from app.crud import training_job as crud
 from app.db.models import TrainingJob
 from app.ml.algorithms import DEFAULT_ALGORITHM
-from app.ml.artifacts import ArtifactError, load_artifact
 from app.ml.dataset import Dataset, DatasetError
-from app.ml.training import (
-    DEFAULT_TEST_SIZE,
-    HoldoutComparison,
-    TrainedModel,
-    TrainingError,
-    compare_on_holdout,
-    fitted_texts,
-)
-from app.services.models import ModelRegistry
+from app.ml.training import DEFAULT_TEST_SIZE
+from app.schemas.training import TrainingRequest
 from app.services.training_plan import (
     TrainingPlan,
     assemble_dataset,
@@ -51,11 +42,23 @@ from app.services.training_plan import (
     split_params,
 )
 
+if TYPE_CHECKING:
+    # Only a type here: the launcher imports this module's helpers.
+    from app.services.job_launcher import JobLauncher
+
 logger = logging.getLogger(__name__)
 
 # An open job whose process has not reported for this long is declared dead; with
 # a check every second or so on every worker, that is well inside 30 s.
 STALE_AFTER_SECONDS = 20.0
+
+
+@dataclass(frozen=True)
+class StartedJob:
+    """A launched job and the warnings about data it leaves out."""
+
+    job: TrainingJob
+    warnings: list[str]
 
 
 @functools.cache
@@ -67,9 +70,38 @@ def this_host() -> str:
 class TrainingJobService:
     """Creates, reports, cancels and reaps jobs; bound to one session."""
 
-    def __init__(self, session: Session, settings: Settings) -> None:
+    def __init__(
+        self, session: Session, settings: Settings, launcher: JobLauncher | None = None
+    ) -> None:
         self._session = session
         self._settings = settings
+        # Starts job processes; only `start()` needs one (the CLI runs jobs in-process).
+        self._launcher = launcher
+
+    def start(self, request: TrainingRequest, *, requested_by: str) -> StartedJob:
+        """Validate, record and launch a job in its own process.
+
+        A process that cannot be started fails its job at once (so the open slot
+        is free again) and is answered 503: nothing is left queued forever.
+        """
+        if self._launcher is None:
+            raise RuntimeError("this TrainingJobService has no launcher")
+        plan, _, warnings = self.plan(
+            new_data_path=request.new_data_path,
+            algorithm=str(request.algorithm),
+            params=request.params,
+            include_base_data=request.include_base_data,
+            include_feedback=request.include_feedback,
+            activate=request.activate,
+            test_size=request.test_size,
+        )
+        job = self.create(plan, source="api", requested_by=requested_by)
+        try:
+            self._launcher.launch(job.job_id)
+        except OSError as exc:
+            mark_failed(self._session, job.job_id, f"could not start the training process: {exc}")
+            raise BackendUnavailable("The training process could not be started; retry.") from None
+        return StartedJob(job, warnings)
 
     def plan(
         self,
@@ -259,49 +291,3 @@ def mark_failed(session: Session, job_id: str, reason: str) -> bool:
     if changed:
         logger.warning("training job failed", extra={"job_id": job_id, "reason": reason})
     return bool(changed)
-
-
-def activation_blockers(
-    settings: Settings, comparison: HoldoutComparison | None, new_f1: float
-) -> list[str]:
-    """Why the new version must not be activated automatically (empty: it may be)."""
-    reasons = []
-    if new_f1 < settings.min_macro_f1:
-        reasons.append(f"macro-F1 {new_f1:.4f} is below MIN_MACRO_F1 {settings.min_macro_f1:.4f}")
-    if comparison is not None and comparison.new_macro_f1 < (
-        comparison.active_macro_f1 - settings.max_f1_drop
-    ):
-        reasons.append(
-            f"macro-F1 {comparison.new_macro_f1:.4f} is more than MAX_F1_DROP "
-            f"{settings.max_f1_drop:.4f} below the active {comparison.active_version}'s "
-            f"{comparison.active_macro_f1:.4f} on the same hold-out ({comparison.rows} rows)"
-        )
-    return reasons
-
-
-def compare_with_active(
-    session: Session, model_dir: Path, trained: TrainedModel
-) -> HoldoutComparison | None:
-    """Score the active version on the new model's hold-out; None when nothing is active.
-
-    Rows the active version was fitted on are left out of the comparison (it
-    would score them from memory); both models are scored on the rest.
-    """
-    registry = ModelRegistry(session, model_dir)
-    active = registry.active()
-    if active is None:
-        return None
-    try:
-        pipeline = load_artifact(
-            registry.artifact_path(active), active.sha256, active.library_versions
-        )
-        seen = fitted_texts(
-            registry.training_data(active),
-            float(active.metrics.get("test_size", DEFAULT_TEST_SIZE)),
-        )
-    except (ArtifactError, DatasetError, ValueError) as exc:
-        raise TrainingError(
-            f"the active version {active.version} could not be scored on the new hold-out "
-            f"({exc}); activate the new version by hand if it is better"
-        ) from None
-    return compare_on_holdout(trained, pipeline, active.version, seen)

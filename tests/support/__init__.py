@@ -7,10 +7,12 @@ holds only fixtures and hooks. Polling helpers are in `tests/polling.py`.
 from tests.support.api import (
     SUSU,
     Api,
+    InProcess,
     alive,
     assert_search_chose_the_best,
     csv_bytes,
     open_api,
+    serve,
     shipped_rows,
 )
 from tests.support.auth import Registry, basic_auth, bearer, request_token, token_for
@@ -47,6 +49,7 @@ __all__ = [
     "TEST_SECRET_KEY",
     "TINY_CSV",
     "Api",
+    "InProcess",
     "LiveServer",
     "Registry",
     "alive",
@@ -64,6 +67,7 @@ __all__ = [
     "new_postgres_schema",
     "open_api",
     "readme_bash_block",
+    "serve",
     "postgres_unavailable_reason",
     "request_token",
     "shipped_rows",

@@ -17,11 +17,13 @@ from fastapi.testclient import TestClient
 
 from app.core.config import Settings
 from app.core.errors import Conflict
+from app.db.database import open_database
 from app.main import create_app
 from app.ml.dataset import read_csv
 from app.ml.training import TrainedModel
-from app.services.container import ServiceContainer
-from app.services.training_jobs import this_host
+from app.services.models import ModelRegistry
+from app.services.runtime import Runtime
+from app.services.training_jobs import TrainingJobService, this_host
 from tests.polling import poll_json
 from tests.support.auth import Registry, bearer, token_for
 from tests.support.databases import install_model
@@ -77,6 +79,29 @@ def assert_search_chose_the_best(job: dict[str, Any], grid: dict[str, list[Any]]
     assert job["best_params"] in best, (job["best_params"], results)
 
 
+def serve(settings: Settings, **kwargs: Any) -> TestClient:
+    """A TestClient for an app on `settings`, its database migrated first (as `make run` does)."""
+    open_database(settings.database_url, migrate=True).dispose()
+    return TestClient(create_app(settings), **kwargs)
+
+
+class InProcess:
+    """The services of a running app, called directly: for states HTTP cannot set up."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.runtime: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
+
+    @contextmanager
+    def jobs(self) -> Iterator[TrainingJobService]:
+        with self.runtime.session() as session:
+            yield TrainingJobService(session, self.runtime.settings, self.runtime.launcher)
+
+    @contextmanager
+    def models(self) -> Iterator[ModelRegistry]:
+        with self.runtime.session() as session:
+            yield ModelRegistry(session, self.runtime.settings.model_dir, self.runtime.predictions)
+
+
 class Api:
     """A running app with a model active, its settings, and a `predict train` token.
 
@@ -86,7 +111,7 @@ class Api:
     def __init__(self, client: TestClient, settings: Settings) -> None:
         self.client = client
         self.settings = settings
-        self.services: ServiceContainer = client.app.state.services  # type: ignore[attr-defined]
+        self.direct = InProcess(client)
         self.auth = bearer(token_for(client))
 
     def post(self, path: str, **kwargs: Any) -> Any:
@@ -116,8 +141,7 @@ class Api:
 
     def stop_jobs(self, timeout: float = 60) -> None:
         """Cancel any open job and wait for its process to end (before the database goes)."""
-        with self.services.sessions() as session:
-            jobs = self.services.jobs(session)
+        with self.direct.jobs() as jobs:
             open_jobs = [j for j in jobs.recent(5) if j.status in ("queued", "running")]
             for job in open_jobs:
                 try:
@@ -168,9 +192,8 @@ def open_api(
     """
     install_model(settings, trained)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = create_app(settings)
-    with TestClient(app, raise_server_exceptions=raise_server_exceptions) as client:
-        Registry(app).add()
+    with serve(settings, raise_server_exceptions=raise_server_exceptions) as client:
+        Registry(client.app).add()  # type: ignore[arg-type]
         api = Api(client, settings)
         try:
             yield api

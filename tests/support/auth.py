@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import quote_plus
 
 import httpx
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from app.services.clients import ClientRecord
-from app.services.container import ServiceContainer
+from app.services.clients import ClientRecord, ClientService
+from app.services.runtime import Runtime
 
 
 class Registry:
     """Registers clients straight through the service layer of a running app."""
 
     def __init__(self, app: FastAPI) -> None:
-        self._services: ServiceContainer = app.state.services
+        self._runtime: Runtime = app.state.runtime
+
+    @contextmanager
+    def _clients(self) -> Iterator[ClientService]:
+        runtime = self._runtime
+        with runtime.session() as session:
+            yield ClientService(session, runtime.hasher, runtime.dummy_hash)
 
     def add(
         self,
@@ -25,27 +33,27 @@ class Registry:
         secret: str = "correct-horse-battery",
         scopes: str = "predict train",
     ) -> ClientRecord:
-        with self._services.sessions() as session:
-            record, _ = self._services.client_service(session).register(
+        with self._clients() as clients:
+            record, _ = clients.register(
                 name=f"{client_id} app", client_id=client_id, secret=secret, scopes=scopes
             )
         return record
 
     def deactivate(self, client_id: str) -> None:
-        with self._services.sessions() as session:
-            self._services.client_service(session).set_active(client_id, active=False)
+        with self._clients() as clients:
+            clients.set_active(client_id, active=False)
 
     def activate(self, client_id: str) -> None:
-        with self._services.sessions() as session:
-            self._services.client_service(session).set_active(client_id, active=True)
+        with self._clients() as clients:
+            clients.set_active(client_id, active=True)
 
     def rotate(self, client_id: str) -> str:
-        with self._services.sessions() as session:
-            return self._services.client_service(session).rotate_secret(client_id)
+        with self._clients() as clients:
+            return clients.rotate_secret(client_id)
 
     def delete(self, client_id: str) -> None:
-        with self._services.sessions() as session:
-            self._services.client_service(session).delete(client_id)
+        with self._clients() as clients:
+            clients.delete(client_id)
 
 
 def basic_auth(client_id: str, secret: str) -> str:

@@ -10,8 +10,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from app.core.config import Settings
-from app.db.migrations import upgrade_database
-from app.db.session import create_db_engine, create_session_factory
+from app.db.database import open_database
 from app.ml.training import TrainedModel
 from app.services.models import ModelRegistry, SavedVersion
 from tests.support.paths import TEST_SECRET_KEY
@@ -97,10 +96,8 @@ def install_model(
     settings: Settings, trained: TrainedModel, *, activate: bool = True
 ) -> SavedVersion:
     """Record `trained` as the next version in the settings' database and model dir."""
-    engine = create_db_engine(settings.database_url)
-    try:
-        upgrade_database(engine)
-        with create_session_factory(engine)() as session:
-            return ModelRegistry(session, settings.model_dir).save(trained, activate=activate)
-    finally:
-        engine.dispose()
+    with (
+        open_database(settings.database_url, migrate=True) as database,
+        database.sessions() as session,
+    ):
+        return ModelRegistry(session, settings.model_dir).save(trained, activate=activate)

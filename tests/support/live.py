@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from app.db.database import open_database
 from tests.support.databases import live_database_url
 from tests.support.paths import REPO_ROOT, TEST_SECRET_KEY
 
@@ -64,6 +65,8 @@ def start_server(
         **(extra_env or {}),
     }
     log = tmp / "server.log"
+    # Servers check the schema and never migrate it; `make run` migrates first too.
+    open_database(env["DATABASE_URL"], migrate=True).dispose()
     if train_first:
         # The README's manual route: train the shipped data, then serve.
         trained = subprocess.run(

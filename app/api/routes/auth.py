@@ -9,12 +9,11 @@ from fastapi import APIRouter, Depends, Request
 from app.api.deps import (
     AuthServiceDep,
     ClientAddress,
-    ContainerDep,
+    KeyringDep,
     SettingsDep,
     TokenRequestDep,
     no_store,
 )
-from app.core.metrics import TOKEN_REQUESTS
 from app.core.scopes import Scope
 from app.schemas.auth import (
     AuthorizationServerMetadata,
@@ -88,7 +87,6 @@ def issue_token(
     """
     issued = auth.issue_token(token_request, address=address)
     request.state.client_id = token_request.client_id
-    TOKEN_REQUESTS.labels("issued").inc()
     return TokenResponse(
         access_token=issued.access_token, expires_in=issued.expires_in, scope=issued.scope
     )
@@ -121,7 +119,7 @@ async def authorization_server_metadata(settings: SettingsDep) -> AuthorizationS
     response_model=JsonWebKeySet,
     summary="Public keys for verifying access tokens (RFC 7517)",
 )
-async def jwks(services: ContainerDep) -> JsonWebKeySet:
+async def jwks(keyring: KeyringDep) -> JsonWebKeySet:
     """The current signing key and retired ones whose tokens may still be valid; public
     members only. Empty with HS256, whose key is a shared secret."""
-    return JsonWebKeySet(**services.tokens.keyring.jwks())
+    return JsonWebKeySet(**keyring.jwks())

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import ContainerDep, TrainScope, UploadStoreDep
+from app.api.deps import SettingsDep, TrainScope, UploadStoreDep
 from app.api.middleware import BodyTooLarge
 from app.schemas.errors import BearerErrorResponse, ErrorResponse
 from app.schemas.training import DatasetOut
@@ -35,7 +35,7 @@ router = APIRouter(prefix="/datasets", tags=["training"])
 async def upload_dataset(
     file: Annotated[UploadFile, File(description="CSV: product_name,category (UTF-8).")],
     client: TrainScope,
-    services: ContainerDep,
+    settings: SettingsDep,
     uploads: UploadStoreDep,
 ) -> DatasetOut:
     """Store a CSV under the data directory; pass the returned `data_path` to POST /training/.
@@ -44,7 +44,7 @@ async def upload_dataset(
     UPLOAD_RETENTION_DAYS. Whether every category has enough rows to train on is
     checked at POST /training/, on the combined data.
     """
-    limit = services.settings.max_upload_bytes
+    limit = settings.max_upload_bytes
     # The middleware bounds the whole multipart body; this bounds the file exactly.
     data = await file.read(limit + 1)
     if len(data) > limit:

@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Path, Query
 from fastapi.openapi.models import Example
 
-from app.api.deps import ContainerDep, FeedbackClient, TrainScope
-from app.db.models import FeedbackStatus
+from app.api.deps import FeedbackClient, FeedbackServiceDep, TrainScope
+from app.core.review import FeedbackStatus
 from app.schemas.errors import BearerErrorResponse
 from app.schemas.training import FeedbackIn, FeedbackList, FeedbackOut, FeedbackReviewRequest
-from app.services.feedback import FeedbackService, may_review
+from app.services.feedback import may_review
 
 router = APIRouter(prefix="/feedback", tags=["feedback"])
 
@@ -53,21 +53,19 @@ FeedbackId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 )
 @router.post("", status_code=201, response_model=FeedbackOut, include_in_schema=False)
 def create_feedback(
-    body: FeedbackIn, client: FeedbackClient, services: ContainerDep
+    body: FeedbackIn, client: FeedbackClient, feedback: FeedbackServiceDep
 ) -> FeedbackOut:
     """Store a label: trained on at once from a `train` client, else a proposal awaiting review."""
-    with services.sessions() as session:
-        service = FeedbackService(session, auto_accept=services.settings.feedback_auto_accept)
-        row = service.record(
-            product_name=body.product_name,
-            category=body.category,
-            predicted_category=body.predicted_category,
-            model_version=body.model_version,
-            client_id=client.client_id,
-            reviewer=may_review(client.scopes),
-            new_category=body.new_category,
-        )
-        return FeedbackOut.model_validate(row)
+    row = feedback.record(
+        product_name=body.product_name,
+        category=body.category,
+        predicted_category=body.predicted_category,
+        model_version=body.model_version,
+        client_id=client.client_id,
+        reviewer=may_review(client.scopes),
+        new_category=body.new_category,
+    )
+    return FeedbackOut.model_validate(row)
 
 
 @router.post(
@@ -79,19 +77,18 @@ def create_feedback(
 def accept_feedback(
     feedback_id: FeedbackId,
     client: TrainScope,
-    services: ContainerDep,
+    feedback: FeedbackServiceDep,
     body: Annotated[FeedbackReviewRequest | None, Body(openapi_examples=_ACCEPT_EXAMPLES)] = None,
 ) -> FeedbackOut:
     """Let the next training job use this row, optionally with a corrected category."""
     review = body or FeedbackReviewRequest()
-    with services.sessions() as session:
-        row = FeedbackService(session).accept(
-            feedback_id,
-            reviewer_id=client.client_id,
-            category=review.category,
-            new_category=review.new_category,
-        )
-        return FeedbackOut.model_validate(row)
+    row = feedback.accept(
+        feedback_id,
+        reviewer_id=client.client_id,
+        category=review.category,
+        new_category=review.new_category,
+    )
+    return FeedbackOut.model_validate(row)
 
 
 @router.post(
@@ -101,12 +98,11 @@ def accept_feedback(
     responses={401: _401, 403: _403_TRAIN, 404: _404},
 )
 def reject_feedback(
-    feedback_id: FeedbackId, client: TrainScope, services: ContainerDep
+    feedback_id: FeedbackId, client: TrainScope, feedback: FeedbackServiceDep
 ) -> FeedbackOut:
     """Keep this row out of training."""
-    with services.sessions() as session:
-        row = FeedbackService(session).reject(feedback_id, reviewer_id=client.client_id)
-        return FeedbackOut.model_validate(row)
+    row = feedback.reject(feedback_id, reviewer_id=client.client_id)
+    return FeedbackOut.model_validate(row)
 
 
 @router.get(
@@ -117,15 +113,14 @@ def reject_feedback(
 )
 def list_feedback(
     _: TrainScope,
-    services: ContainerDep,
+    feedback: FeedbackServiceDep,
     model_version: Annotated[str | None, Query(max_length=32)] = None,
     status: Annotated[FeedbackStatus | None, Query(description="Only rows in this state.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> FeedbackList:
     """Feedback in arrival order, optionally only for one model version or review state."""
-    with services.sessions() as session:
-        total, rows = FeedbackService(session).list(
-            model_version=model_version, status=status, limit=limit, offset=offset
-        )
-        return FeedbackList(total=total, items=[FeedbackOut.model_validate(r) for r in rows])
+    total, rows = feedback.list(
+        model_version=model_version, status=status, limit=limit, offset=offset
+    )
+    return FeedbackList(total=total, items=[FeedbackOut.model_validate(r) for r in rows])

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections import Counter
-
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import ContainerDep, PredictScope
-from app.core.metrics import count_prediction
+from app.api.deps import PredictionServiceDep, PredictScope, SettingsDep
 from app.schemas.errors import BearerErrorResponse, ErrorResponse
 from app.schemas.prediction import (
     BatchItem,
@@ -19,7 +16,6 @@ from app.schemas.prediction import (
     PredictionRequest,
     PredictionResponse,
 )
-from app.services.container import ServiceContainer
 
 # Small batches score faster inline than the hop to a worker thread costs.
 _INLINE_BATCH = 32
@@ -40,22 +36,21 @@ _ERRORS: dict[int | str, dict[str, object]] = {
     responses=_ERRORS,
 )
 @router.post("", response_model=PredictionResponse, include_in_schema=False)
-async def predict(body: PredictionRequest, _: PredictScope, request: Request) -> PredictionResponse:
+async def predict(
+    body: PredictionRequest, _: PredictScope, predictions: PredictionServiceDep
+) -> PredictionResponse:
     """Predict the category of one product name, with calibrated top-k scores.
 
     `prediction_score` is the calibrated probability that the category is right.
     """
-    # The hottest route: the container is read straight from the app (a
-    # dependency costs more than the attribute read), and scoring, tens of
-    # microseconds on the fast path, runs inline rather than in a thread.
-    services: ServiceContainer = request.app.state.services
-    model = services.predictions.require_model()
-    ranked = model.rank([body.product_name], body.top_k)[0]
-    count_prediction(ranked.category)
+    # The hottest route: scoring, tens of microseconds on the fast path, runs
+    # inline rather than paying for the hop to a worker thread.
+    result = predictions.predict([body.product_name], body.top_k)
+    ranked = result.ranked[0]
     return PredictionResponse(
         predicted_category=ranked.category,
         prediction_score=ranked.score,
-        model_version=model.version,
+        model_version=result.model_version,
         top_k=[CategoryScore(category=c, score=s) for c, s in ranked.top_k],
     )
 
@@ -86,25 +81,25 @@ def _check_batch_size(body: BatchPredictionRequest, limit: int) -> None:
     responses=_ERRORS,
 )
 async def predict_batch(
-    body: BatchPredictionRequest, _: PredictScope, services: ContainerDep
+    body: BatchPredictionRequest,
+    _: PredictScope,
+    predictions: PredictionServiceDep,
+    settings: SettingsDep,
 ) -> BatchPredictionResponse:
     """Predict categories for many names, answered in input order.
 
     The names together may hold at most MAX_BATCH_CHARS characters after NFKC.
     """
-    _check_batch_size(body, services.settings.max_batch_chars)
-    model = services.predictions.require_model()
+    _check_batch_size(body, settings.max_batch_chars)
     names = body.product_names
     if len(names) <= _INLINE_BATCH:
-        ranked = model.rank(names)
+        result = predictions.predict(names)
     else:
-        ranked = await run_in_threadpool(model.rank, names)
-    for category, count in Counter(r.category for r in ranked).items():
-        count_prediction(category, count)
+        result = await run_in_threadpool(predictions.predict, names)
     return BatchPredictionResponse(
-        model_version=model.version,
+        model_version=result.model_version,
         predictions=[
             BatchItem(product_name=name, predicted_category=r.category, prediction_score=r.score)
-            for name, r in zip(names, ranked, strict=True)
+            for name, r in zip(names, result.ranked, strict=True)
         ],
     )

@@ -6,8 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from app.api.deps import ContainerDep, TrainScope
-from app.core.errors import BackendUnavailable
+from app.api.deps import TrainingJobsDep, TrainScope
 from app.schemas.errors import BearerErrorResponse, ErrorResponse
 from app.schemas.training import (
     TrainingAccepted,
@@ -15,7 +14,6 @@ from app.schemas.training import (
     TrainingJobOut,
     TrainingRequest,
 )
-from app.services.training_jobs import mark_failed
 
 router = APIRouter(prefix="/training", tags=["training"])
 
@@ -43,7 +41,7 @@ _AUTH_ERRORS: dict[int | str, dict[str, object]] = {
 )
 @router.post("", status_code=202, response_model=TrainingAccepted, include_in_schema=False)
 def start_training(
-    body: TrainingRequest, client: TrainScope, services: ContainerDep, response: Response
+    body: TrainingRequest, client: TrainScope, jobs: TrainingJobsDep, response: Response
 ) -> TrainingAccepted:
     """Validate the request and its data, then train in a separate process.
 
@@ -55,24 +53,8 @@ def start_training(
     seconds of the job succeeding when `activate` is true and it is not worse
     than the active version (MIN_MACRO_F1, MAX_F1_DROP).
     """
-    with services.sessions() as session:
-        jobs = services.jobs(session)
-        plan, _, warnings = jobs.plan(
-            new_data_path=body.new_data_path,
-            algorithm=str(body.algorithm),
-            params=body.params,
-            include_base_data=body.include_base_data,
-            include_feedback=body.include_feedback,
-            activate=body.activate,
-            test_size=body.test_size,
-        )
-        job = jobs.create(plan, source="api", requested_by=client.client_id)
-    try:
-        services.launch(job.job_id)
-    except OSError as exc:
-        with services.sessions() as session:
-            mark_failed(session, job.job_id, f"could not start the training process: {exc}")
-        raise BackendUnavailable("The training process could not be started; retry.") from None
+    started = jobs.start(body, requested_by=client.client_id)
+    job = started.job
     status_url = f"/training/{job.job_id}"
     response.headers["Location"] = status_url
     return TrainingAccepted(
@@ -81,7 +63,7 @@ def start_training(
         data_path=job.data_path,
         job_id=job.job_id,
         status_url=status_url,
-        warnings=warnings,
+        warnings=started.warnings,
     )
 
 
@@ -93,13 +75,11 @@ def start_training(
 )
 def list_jobs(
     _: TrainScope,
-    services: ContainerDep,
+    jobs: TrainingJobsDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> TrainingJobList:
     """The most recent jobs, newest first."""
-    with services.sessions() as session:
-        jobs = services.jobs(session).recent(limit)
-        return TrainingJobList(jobs=[TrainingJobOut.model_validate(j) for j in jobs])
+    return TrainingJobList(jobs=[TrainingJobOut.model_validate(j) for j in jobs.recent(limit)])
 
 
 @router.get(
@@ -108,10 +88,9 @@ def list_jobs(
     summary="A training job's status",
     responses={**_AUTH_ERRORS, 404: {"model": ErrorResponse, "description": "Unknown job."}},
 )
-def get_job(job_id: str, _: TrainScope, services: ContainerDep) -> TrainingJobOut:
+def get_job(job_id: str, _: TrainScope, jobs: TrainingJobsDep) -> TrainingJobOut:
     """Status, stage and percent, timings, metrics, best params, and the error if it failed."""
-    with services.sessions() as session:
-        return TrainingJobOut.model_validate(services.jobs(session).get(job_id))
+    return TrainingJobOut.model_validate(jobs.get(job_id))
 
 
 @router.delete(
@@ -124,12 +103,10 @@ def get_job(job_id: str, _: TrainScope, services: ContainerDep) -> TrainingJobOu
         409: {"model": ErrorResponse, "description": "The job has already finished."},
     },
 )
-def cancel_job(job_id: str, client: TrainScope, services: ContainerDep) -> TrainingJobOut:
+def cancel_job(job_id: str, client: TrainScope, jobs: TrainingJobsDep) -> TrainingJobOut:
     """Stop a job: it fails with `cancelled by <client_id>`; the active model keeps serving.
 
     A job running on this host is killed at once; one on another replica stops
     at its next heartbeat (within seconds).
     """
-    with services.sessions() as session:
-        job = services.jobs(session).cancel(job_id, by=client.client_id)
-        return TrainingJobOut.model_validate(job)
+    return TrainingJobOut.model_validate(jobs.cancel(job_id, by=client.client_id))

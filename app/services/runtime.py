@@ -1,73 +1,76 @@
-"""Builds the long-lived parts of the service once per process (in the app's lifespan)."""
+"""The long-lived parts of one server process, built once in the app's lifespan.
+
+`Runtime` is frozen: a route or a test cannot swap one of its parts. Routes do
+not see it either: `app/api/deps.py` hands each route the single service it
+needs, built from these parts (tests replace a part through
+`app.dependency_overrides`).
+"""
 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pwdlib import PasswordHash
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from app.core.config import Settings
+from app.core.keys import Keyring
+from app.core.metrics import Metrics
 from app.core.security import build_secret_hasher
-from app.db.migrations import upgrade_database
-from app.db.session import create_db_engine, create_session_factory
-from app.services.clients import ClientService
+from app.db.database import Database, open_database
+from app.services.datasets import UploadStore
 from app.services.job_launcher import JobLauncher
 from app.services.login_guard import LoginGuard
-from app.services.models import ModelRegistry
 from app.services.prediction import PredictionService
 from app.services.rate_limit import RateLimiter
 from app.services.revocation import RevocationCache
-from app.services.tokens import Keyring, TokenService
+from app.services.tokens import TokenService
 from app.services.training_jobs import TrainingJobService
 
 
-@dataclass
-class ServiceContainer:
-    """Engine, hasher, keys and caches shared by every request of one process."""
+@dataclass(frozen=True)
+class Runtime:
+    """Database, token machinery, caches, limiters and the serving model of one process."""
 
     settings: Settings
-    engine: Engine
-    sessions: sessionmaker[Session]
+    database: Database
+    metrics: Metrics
     hasher: PasswordHash
+    # Verified against when a client id is unknown, so that answer takes as long.
     dummy_hash: str
     tokens: TokenService
     revocation: RevocationCache
     login_guard: LoginGuard
     predictions: PredictionService
     rate_limiter: RateLimiter
+    uploads: UploadStore
     # Starts this worker's training processes and watches them; stopped in close().
-    launcher: JobLauncher = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.launcher = JobLauncher(self.sessions, self.settings)
+    launcher: JobLauncher
 
     @classmethod
-    def build(cls, settings: Settings, *, migrate: bool = True) -> ServiceContainer:
-        """Connect, migrate the schema and prepare the token machinery."""
-        engine = create_db_engine(settings.database_url)
-        if migrate:
-            upgrade_database(engine)
-        sessions = create_session_factory(engine)
+    def build(cls, settings: Settings, metrics: Metrics) -> Runtime:
+        """Connect (the schema must be current: see `make migrate`) and prepare every part."""
+        database = open_database(settings.database_url, migrate=False)
+        sessions = database.sessions
         hasher = build_secret_hasher()
-        revocation = RevocationCache(sessions, refresh_seconds=settings.revocation_refresh_seconds)
         return cls(
             settings=settings,
-            engine=engine,
-            sessions=sessions,
+            database=database,
+            metrics=metrics,
             hasher=hasher,
             dummy_hash=hasher.hash(secrets.token_urlsafe(32)),
             tokens=TokenService(settings, Keyring.from_settings(settings)),
-            revocation=revocation,
+            revocation=RevocationCache(
+                sessions, refresh_seconds=settings.revocation_refresh_seconds
+            ),
             login_guard=LoginGuard(
                 per_client=settings.auth_failure_limit,
                 per_address=settings.auth_failure_limit_per_address,
                 storage_uri=settings.redis_url or "memory://",
                 max_concurrent_checks=settings.max_concurrent_secret_checks,
             ),
-            predictions=PredictionService(sessions, settings.model_dir),
+            predictions=PredictionService(sessions, settings.model_dir, metrics),
             rate_limiter=RateLimiter(
                 {
                     "predict": settings.rate_limit_predict,
@@ -78,34 +81,24 @@ class ServiceContainer:
                 },
                 settings.redis_url,
             ),
+            uploads=UploadStore(settings, sessions),
+            launcher=JobLauncher(sessions, settings),
         )
 
-    def client_service(self, session: Session) -> ClientService:
-        """A ClientService bound to `session`."""
-        return ClientService(session, self.hasher, self.dummy_hash)
-
-    def model_registry(self, session: Session) -> ModelRegistry:
-        """A ModelRegistry bound to `session`."""
-        return ModelRegistry(session, self.settings.model_dir)
-
-    def jobs(self, session: Session) -> TrainingJobService:
-        """A TrainingJobService bound to `session`."""
-        return TrainingJobService(session, self.settings)
-
-    def launch(self, job_id: str) -> None:
-        """Start a created job in its own process."""
-        self.launcher.launch(job_id)
+    def session(self) -> Session:
+        """A new session; use it in a `with` block."""
+        return self.database.sessions()
 
     def housekeeping(self) -> None:
         """Periodic per-worker work: revocation snapshot, active model, dead training jobs."""
         self.revocation.refresh_if_due()
         self.predictions.sync()
-        with self.sessions() as session:
-            self.jobs(session).reap()
+        with self.session() as session:
+            TrainingJobService(session, self.settings).reap()
 
     def close(self) -> None:
         """Release database connections and withdraw this worker's serving gauge."""
         self.predictions.close()
         # Before the engine goes: a watcher must not write to a closed database.
         self.launcher.close()
-        self.engine.dispose()
+        self.database.dispose()
