@@ -260,7 +260,7 @@ def test_a_job_cancelled_from_another_replica_stops_by_itself(api: Api) -> None:
     # What DELETE on another replica does: mark the job, with no process to kill here.
     with api.direct.runtime.session() as session:
         assert mark_failed(session, job_id, "cancelled by elsewhere")
-    # The job's heartbeat notices within HEARTBEAT_SECONDS and the process exits.
+    # The heartbeat (app.services.job_heartbeat) notices within a beat; the process exits.
     wait_until_gone(pid, timeout=120)
     job = api.get(f"/training/{job_id}").json()
     assert job["error"] == "cancelled by elsewhere" and job["produced_version"] is None

@@ -16,13 +16,10 @@ import logging
 import os
 import stat
 import sys
-import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings
@@ -42,88 +39,19 @@ from app.ml.training import (
     stage_percent,
 )
 from app.services.activation_gate import activation_blockers, compare_with_active
+from app.services.job_heartbeat import Heartbeat
 from app.services.models import ModelRegistry
-from app.services.training_jobs import mark_failed, this_host, timed_out_message
+from app.services.training_jobs import mark_failed, this_host
 from app.services.training_plan import TrainingPlan, assemble_dataset, split_params
 
 logger = logging.getLogger("app.services.job_runner")
 
-HEARTBEAT_SECONDS = 5.0
 # Exit status of a job process that stopped because its job was cancelled or timed out.
 ABANDONED_EXIT_STATUS = 3
 
 
 class JobClosed(Exception):
     """The job was closed by someone else (cancelled, timed out, reaped) while it ran."""
-
-
-class _Heartbeat:
-    """Refreshes a job's heartbeat from a background thread while it runs.
-
-    It also notices, at each beat, a job that someone else closed (DELETE, a
-    reaper) and a job past its deadline, and then calls `on_abandoned` (the job
-    process exits; train.py interrupts itself): that is how a job on another
-    replica, or with no launcher left, is stopped.
-    """
-
-    def __init__(
-        self,
-        sessions: sessionmaker[Session],
-        job_id: str,
-        *,
-        timeout: float,
-        on_abandoned: Callable[[], None] | None,
-        interval: float = HEARTBEAT_SECONDS,
-    ) -> None:
-        self._sessions = sessions
-        self._job_id = job_id
-        self._deadline = time.monotonic() + timeout
-        self._timeout = timeout
-        self._on_abandoned = on_abandoned
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="job-heartbeat", daemon=True)
-
-    def __enter__(self) -> _Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        """Stop beating (before the job finishes itself, so that is not mistaken for a cancel)."""
-        self._stop.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while not self._stop.wait(max(0.0, min(self._interval, self._remaining()))):
-            try:
-                with self._sessions() as session:
-                    if self._remaining() <= 0:
-                        mark_failed(session, self._job_id, timed_out_message(self._timeout))
-                        still_open = False
-                    else:
-                        still_open = bool(
-                            crud.update_job(session, self._job_id, heartbeat_at=datetime.now(UTC))
-                        )
-                        session.commit()
-            except SQLAlchemyError as exc:
-                # A missed beat is harmless unless the outage outlasts STALE_AFTER_SECONDS.
-                logger.warning(
-                    "heartbeat update failed",
-                    extra={"job_id": self._job_id, "error": type(exc).__name__},
-                )
-                continue
-            if not still_open and not self._stop.is_set():
-                logger.warning("training job closed while running", extra={"job_id": self._job_id})
-                if self._on_abandoned is not None:
-                    self._on_abandoned()
-                return
-
-    def _remaining(self) -> float:
-        return self._deadline - time.monotonic()
 
 
 def execute_job(
@@ -171,7 +99,7 @@ def execute_job(
         if not still_open:
             raise JobClosed(job_id)
 
-    heartbeat = _Heartbeat(
+    heartbeat = Heartbeat(
         sessions, job_id, timeout=settings.training_timeout_seconds, on_abandoned=on_abandoned
     )
     with heartbeat:
