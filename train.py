@@ -29,9 +29,9 @@ from app.core.config import ConfigurationError, Settings, load_settings
 from app.core.errors import Conflict
 from app.db.database import open_database
 from app.db.models import TrainingJob
-from app.ml.algorithms import ALGORITHMS, DEFAULT_ALGORITHM
+from app.ml.algorithms import ALGORITHMS, DEFAULT_ALGORITHM, DEFAULT_TEST_SIZE
 from app.ml.dataset import SHIPPED_DATASET, DatasetError, read_csv
-from app.ml.training import DEFAULT_TEST_SIZE, STAGES, TrainingError
+from app.ml.training import STAGES, TrainingError
 from app.services.job_runner import execute_job
 from app.services.training_jobs import TrainingJobService, mark_failed
 from app.services.training_plan import TrainingPlan

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -29,6 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"
 PREDICT_BODY = '{"product_name": "susu ultra coklat 250ml"}'
 CLIENT_ID, CLIENT_SECRET = "bench-client", "bench-secret-0123456789"
+# A model on a large catalogue takes minutes to train on a loaded 2-core machine.
+TRAIN_TIMEOUT_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -46,11 +49,13 @@ def have_wrk() -> bool:
     return shutil.which("wrk") is not None
 
 
-def prepare_deployment(workdir: Path, extra_env: dict[str, str] | None = None) -> dict[str, str]:
-    """Train the shipped model and register a benchmark client in a fresh database."""
+def prepare_deployment(
+    workdir: Path, extra_env: dict[str, str] | None = None, data: Path | None = None
+) -> dict[str, str]:
+    """A fresh deployment: database, a model trained on `data` (default: shipped), a client."""
     env = {
         **os.environ,
-        "SECRET_KEY": "bench-" + "k" * 40,
+        "SECRET_KEY": secrets.token_urlsafe(48),
         "DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
         "MODEL_DIR": str(workdir / "models"),
         "DATA_DIR": str(workdir / "data"),
@@ -58,24 +63,26 @@ def prepare_deployment(workdir: Path, extra_env: dict[str, str] | None = None) -
         # Benchmarks measure serving, not the per-client limit one client would hit.
         "RATE_LIMIT_PREDICT": "unlimited",
         "RATE_LIMIT_TRAIN": "unlimited",
+        # A LOG_LEVEL inherited from the shell must not switch request logging off.
+        "LOG_LEVEL": "INFO",
+        # One token fetched before the first run has to outlast the last.
+        "ACCESS_TOKEN_EXPIRE_MINUTES": str(24 * 60),
         **(extra_env or {}),
     }
     (workdir / "data").mkdir(exist_ok=True)
-    commands = [
-        [sys.executable, str(ROOT / "train.py")],
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "manage_clients.py"),
-            "add",
-            "Benchmark",
-            CLIENT_ID,
-            CLIENT_SECRET,
-            "--scopes",
-            "predict train",
-        ],
-    ]
-    for command in commands:
-        subprocess.run(command, env=env, cwd=workdir, check=True, capture_output=True)
+    train = [sys.executable, str(ROOT / "train.py")]
+    if data is not None:
+        train += ["--data", str(data)]
+    add_client = [sys.executable, str(ROOT / "scripts" / "manage_clients.py"), "add"]
+    add_client += ["Benchmark", CLIENT_ID, CLIENT_SECRET, "--scopes", "predict train"]
+    for command, timeout in ((train, TRAIN_TIMEOUT_SECONDS), (add_client, 120.0)):
+        try:
+            subprocess.run(
+                command, env=env, cwd=workdir, check=True, capture_output=True, timeout=timeout
+            )
+        except subprocess.CalledProcessError as exc:
+            tail = (exc.stderr or b"").decode(errors="replace")[-2000:]
+            raise RuntimeError(f"{' '.join(command[1:3])} failed:\n{tail}") from None
     return env
 
 

@@ -28,7 +28,7 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 
 from app.core.config import Settings
 from app.core.errors import TemporarilyUnavailable, TooManyAttempts
-from app.core.logging import TextFormatter, build_formatter
+from app.core.logging import TextFormatter, build_formatter, flush_logs, output_handler
 from app.core.security import build_secret_hasher
 from app.db.migrations import upgrade_database
 from app.db.session import create_db_engine, create_session_factory
@@ -243,8 +243,8 @@ class TestLogInjection:
     def captured(self, client: TestClient) -> Iterator[io.StringIO]:
         """The app's own configured log handler, writing into a buffer."""
         buffer = io.StringIO()
-        root = logging.getLogger()
-        handler = next(h for h in root.handlers if isinstance(h, logging.StreamHandler))
+        handler = output_handler()
+        assert isinstance(handler, logging.StreamHandler)
         previous = handler.setStream(buffer)
         yield buffer
         if previous is not None:
@@ -259,6 +259,7 @@ class TestLogInjection:
     ) -> None:
         client_id = self.FORGED + self.ANSI
         assert request_token(client, client_id, WRONG).status_code == 401
+        flush_logs()
         output = captured.getvalue()
         refused = [line for line in output.splitlines() if "token refused" in line]
         assert len(refused) == 1, output

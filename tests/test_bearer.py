@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from app.core.config import Settings
 from app.core.keys import key_id
+from app.core.security import CLOCK_LEEWAY_SECONDS
 from app.ml.training import TrainedModel
 from tests.support import (
     TEST_SECRET_KEY,
@@ -103,6 +104,24 @@ def test_forged_token_with_our_key_is_accepted(client: TestClient, registry: Reg
     # Guards the attack tests below: they differ from this token in one respect each.
     registry.add()
     assert_accepted(client.post("/predict/", json=PREDICT, headers=bearer(forge())))
+
+
+def test_a_remembered_token_is_refused_once_it_expires(
+    client: TestClient, registry: Registry
+) -> None:
+    # Verified tokens are remembered per process until their `exp`: the second
+    # request is answered from memory, and after expiry (plus PyJWT's leeway)
+    # the token must be refused, not served from that memory.
+    registry.add()
+    expires = int(time.time()) + 2
+    token = forge({"exp": expires})
+    assert_accepted(client.post("/predict/", json=PREDICT, headers=bearer(token)))
+    assert_accepted(client.post("/predict/", json=PREDICT, headers=bearer(token)))
+    while time.time() <= expires + CLOCK_LEEWAY_SECONDS + 1:
+        time.sleep(0.25)
+    response = client.post("/predict/", json=PREDICT, headers=bearer(token))
+    assert_invalid_token(response)
+    assert "expired" in response.headers["www-authenticate"]
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import random
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -19,11 +20,15 @@ from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 
 from app.ml.algorithms import ALGORITHMS, CALIBRATION_METHODS, DEFAULT_ALGORITHM
-from app.ml.calibration import CalibratedLinearSVC, adaptive_temperature_logits
+from app.ml.calibration import CalibratedLinearSVC
 from app.ml.evaluation import split_holdout
 from app.ml.fast_features import _WORD_CACHE_SIZE, CharWbNgrams
 from app.ml.fast_path import FastScorer, UnsupportedPipelineError
+from app.ml.fast_path_check import export_scorer
 from app.ml.pipeline import build_features, build_pipeline
+from app.ml.preprocessing import split_tokens, tokenize
+from app.ml.scorer_bundle import load_bundle
+from app.ml.temperature import adaptive_temperature_logits
 
 TINY_CSV = Path(__file__).resolve().parent / "data" / "tiny.csv"
 
@@ -201,7 +206,7 @@ def test_fast_path_survives_joblib_round_trip(fitted: Pipeline) -> None:
 
 
 def test_char_wb_word_cache_stays_bounded_and_exact() -> None:
-    counter = CharWbNgrams({" a": 0, "ab": 1, "b ": 2}.get, 2, 2)
+    counter = CharWbNgrams({" a": 0, "ab": 1, "b ": 2}, 2, 2)
     for i in range(_WORD_CACHE_SIZE + 10):
         counter(f"w{i}")
     assert len(counter.word_columns) <= _WORD_CACHE_SIZE
@@ -296,3 +301,62 @@ def test_unsupported_stop_words_raise(
 def test_unfitted_pipeline_raises() -> None:
     with pytest.raises(UnsupportedPipelineError):
         FastScorer.from_pipeline(build_pipeline())
+
+
+def _stored(pipe: Pipeline, tmp_path: Path, texts: list[str]) -> FastScorer:
+    """The scorer of `pipe` written as a bundle and read back, as a worker loads it."""
+    written = export_scorer(pipe, tmp_path, "v9.9.9", texts)
+    assert written is not None
+    return load_bundle(tmp_path, written.manifest_file, written.manifest_sha256)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("n_classes", [2, None])
+def test_stored_scorer_matches_pipeline_for_every_head(
+    algorithm: str,
+    n_classes: int | None,
+    split: tuple[list[str], list[str], list[str], list[str]],
+    tmp_path: Path,
+) -> None:
+    x_tr, x_te, y_tr, _ = split
+    if n_classes is not None:
+        pair = {label for label, _ in Counter(y_tr).most_common(n_classes)}
+        keep = [i for i, y in enumerate(y_tr) if y in pair]
+        x_tr, y_tr = [x_tr[i] for i in keep], [y_tr[i] for i in keep]
+    pipe = build_pipeline(algorithm).fit(x_tr, y_tr)
+    scorer = _stored(pipe, tmp_path, x_tr)
+    names = x_te + EDGE_CASES
+    expected = pipe.predict_proba(names)
+    np.testing.assert_allclose(scorer.predict_proba_many(names), expected, rtol=0, atol=1e-9)
+    one = np.vstack([scorer.predict_proba_one(n) for n in names])
+    np.testing.assert_allclose(one, expected, rtol=0, atol=1e-9)
+    assert scorer.classes.tolist() == [str(c) for c in pipe.classes_]
+
+
+def test_stored_scorer_batches_larger_than_one_gather_step(
+    fitted: Pipeline, split: tuple[list[str], list[str], list[str], list[str]], tmp_path: Path
+) -> None:
+    # Enough names that predict_proba_many works through several bounded chunks,
+    # with empty rows (no known n-gram) between them.
+    x_tr, x_te, _, _ = split
+    names = (x_te + ["", "zzzz qqqq"]) * 400
+    scorer = _stored(fitted, tmp_path, x_tr)
+    np.testing.assert_allclose(
+        scorer.predict_proba_many(names), fitted.predict_proba(names), rtol=0, atol=1e-9
+    )
+
+
+def test_split_tokens_is_the_nltk_tokenizer_on_every_code_point() -> None:
+    # Serving tokenises with split_tokens; the pipeline was fitted with NLTK's.
+    # Each code point between two letters: a separator splits them, any other joins.
+    for start in range(0, sys.maxunicode + 1, 4096):
+        chunk = [chr(c) for c in range(start, min(start + 4096, sys.maxunicode + 1))]
+        text = "".join(f"a{c}b " for c in chunk if not 0xD800 <= ord(c) <= 0xDFFF)
+        assert split_tokens(text) == tokenize(text), hex(start)
+
+
+@given(st.lists(st.text(max_size=40), max_size=30))
+@settings(max_examples=200, deadline=None)
+def test_split_tokens_is_the_nltk_tokenizer(texts: list[str]) -> None:
+    for text in [*texts, "a\u00a0b\u2003c\u3000d", "x\n\ty\x1cz", "  "]:
+        assert split_tokens(text) == tokenize(text)

@@ -80,9 +80,12 @@ async def get_launcher(runtime: _RuntimeDep) -> JobLauncher:
     return runtime.launcher
 
 
-async def get_prediction_service(runtime: _RuntimeDep) -> PredictionService:
+async def get_prediction_service(request: Request) -> PredictionService:
     """This worker's serving model."""
-    return runtime.predictions
+    # From the request rather than through get_runtime: on the hottest route every
+    # dependency node is paid for on each request.
+    predictions: PredictionService = request.app.state.runtime.predictions
+    return predictions
 
 
 PredictionServiceDep = Annotated[PredictionService, Depends(get_prediction_service)]
@@ -203,9 +206,11 @@ async def get_current_client(
     request: Request,
     security_scopes: SecurityScopes,
     authorization: Annotated[str | None, Depends(oauth2_scheme)],
-    runtime: _RuntimeDep,
 ) -> AuthenticatedClient:
     """Verify the bearer token (RFC 6750 §2.1 header only) and the scopes the route needs."""
+    # Not a get_runtime dependency: the scopes make this a separate cache entry, so
+    # get_runtime would be solved again for every route that also needs it.
+    runtime: Runtime = request.app.state.runtime
     # Requests that may carry a body were verified by BearerGate before the body was read.
     claims: TokenClaims | None = request.scope.get("state", {}).get(VERIFIED_CLAIMS)
     if claims is None:

@@ -7,10 +7,14 @@ Fields passed with `extra=` become JSON keys, or `key=value` pairs in text.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import re
 import sys
+import time
 from contextvars import ContextVar
+from logging.handlers import QueueHandler, QueueListener
+from queue import SimpleQueue
 from typing import Any
 
 from pythonjsonlogger.core import RESERVED_ATTRS
@@ -63,17 +67,20 @@ class TextFormatter(logging.Formatter):
 
     One record is one line: control characters in the message and in every field
     are escaped, and traceback lines are indented so none can pass for a record.
+    The line is composed here rather than by `logging.Formatter.format`, which
+    would need a copy of the record (shared with other handlers) to escape it.
     """
 
     def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        super().__init__()
+        # strftime for the whole second, reused by every record in that second.
+        self._second: tuple[int, str] = (-1, "")
 
     def format(self, record: logging.LogRecord) -> str:
-        # A copy: the record is shared with any other handler, which must see it unchanged.
-        clean = logging.makeLogRecord(record.__dict__)
-        clean.msg, clean.args = escape_control(record.getMessage()), None
-        clean.exc_text = None
-        line, newline, trace = super().format(clean).partition("\n")
+        line = (
+            f"{self._timestamp(record)} {record.levelname} {record.name}: "
+            f"{escape_control(record.getMessage())}"
+        )
         extras = {
             k: v
             for k, v in record.__dict__.items()
@@ -86,7 +93,19 @@ class TextFormatter(logging.Formatter):
             line += " " + " ".join(
                 f"{escape_control(str(k))}={_short(v)}" for k, v in extras.items()
             )
-        return line + newline + trace
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        if record.stack_info:
+            line += "\n" + self.formatStack(record.stack_info)
+        return line
+
+    def _timestamp(self, record: logging.LogRecord) -> str:
+        second, stamp = self._second
+        if int(record.created) != second:
+            second = int(record.created)
+            stamp = time.strftime(self.default_time_format, self.converter(record.created))
+            self._second = (second, stamp)
+        return f"{stamp},{int(record.msecs):03d}"
 
     def formatException(self, ei: Any) -> str:  # noqa: N802 (logging's name)
         return _indented(super().formatException(ei))
@@ -122,11 +141,45 @@ def build_formatter(settings: Settings) -> logging.Formatter:
     return TextFormatter()
 
 
+class _HandOff(QueueHandler):
+    """Puts records on the writer's queue as they are; the writer thread formats them.
+
+    `QueueHandler.prepare` would format in the calling thread (for queues that
+    pickle); this queue stays in the process, so only the message is resolved
+    here, while its arguments are still what the caller passed.
+    """
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        record.msg, record.args = record.getMessage(), None
+        return record
+
+
+# The thread that formats and writes every record of this process, and whether
+# it is stopped (queue drained) at interpreter exit.
+_writer: QueueListener | None = None
+_stop_registered = False
+
+
 def configure_logging(settings: Settings) -> None:
-    """Route the app's, uvicorn's and libraries' logs through one structured handler."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(build_formatter(settings))
+    """Route the app's, uvicorn's and libraries' logs through one structured handler.
+
+    Formatting and writing happen on a writer thread, so a request never waits
+    on a slow stderr; the queue is unbounded, so no line is dropped, and
+    `stop_log_writer` (also run at exit) writes what is still queued.
+    """
+    global _writer, _stop_registered
+    stop_log_writer()
+    stream = logging.StreamHandler(sys.stderr)
+    stream.setFormatter(build_formatter(settings))
+    records: SimpleQueue[logging.LogRecord] = SimpleQueue()
+    handler = _HandOff(records)
+    # In the caller's thread: the request id lives in the request's context.
     handler.addFilter(_RequestIdFilter())
+    _writer = QueueListener(records, stream)
+    _writer.start()
+    if not _stop_registered:
+        atexit.register(stop_log_writer)
+        _stop_registered = True
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)
@@ -141,3 +194,24 @@ def configure_logging(settings: Settings) -> None:
     access = logging.getLogger("uvicorn.access")
     access.handlers.clear()
     access.propagate = False
+
+
+def output_handler() -> logging.Handler | None:
+    """The handler the writer thread formats and writes with (None before configuration)."""
+    return _writer.handlers[0] if _writer is not None else None
+
+
+def flush_logs() -> None:
+    """Return once every record logged so far has been written."""
+    if _writer is not None:
+        # stop() drains the queue and joins the thread; the listener restarts cleanly.
+        _writer.stop()
+        _writer.start()
+
+
+def stop_log_writer() -> None:
+    """Write every queued record, then stop the writer thread (before `os._exit`)."""
+    global _writer
+    if _writer is not None:
+        _writer.stop()
+        _writer = None

@@ -41,6 +41,10 @@ class ModelVersion(Base):
     # File names relative to MODEL_DIR, so the artifact directory can move or be shared.
     artifact_file: Mapped[str] = mapped_column(String(255))
     sha256: Mapped[str] = mapped_column(String(64))
+    # The fast scorer as memory-mappable arrays (its manifest), which workers serve
+    # from instead of the pickled pipeline; NULL when the pipeline has none.
+    scorer_file: Mapped[str | None] = mapped_column(String(255), default=None)
+    scorer_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     algorithm: Mapped[str] = mapped_column(String(64))
     params: Mapped[dict[str, Any]] = mapped_column(JSON)
     classes: Mapped[list[str]] = mapped_column(JSON)

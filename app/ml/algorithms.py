@@ -14,6 +14,8 @@ __all__ = [
     "ALGORITHMS",
     "CALIBRATION_METHODS",
     "DEFAULT_ALGORITHM",
+    "DEFAULT_TEST_SIZE",
+    "MAX_GRID_CANDIDATES",
     "TUNABLE_PARAMS",
     "ParamError",
     "Tunable",
@@ -29,6 +31,11 @@ ALGORITHMS: tuple[str, ...] = (
     "logistic_regression",
     "sgd_log_loss",
 )
+
+# Share of a dataset held out for evaluation unless a request says otherwise.
+DEFAULT_TEST_SIZE = 0.2
+# Largest parameter grid one training job may search (each candidate is a full fit per fold).
+MAX_GRID_CANDIDATES = 60
 
 # The probability maps CalibratedLinearSVC can fit on its out-of-fold scores.
 CALIBRATION_METHODS: tuple[str, ...] = ("temperature", "vector", "matrix", "adaptive")

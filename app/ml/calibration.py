@@ -24,17 +24,9 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from app.ml.algorithms import CALIBRATION_METHODS
+from app.ml.temperature import LOG_T_LIMIT, adaptive_temperature_logits, temperature_features
 
-__all__ = [
-    "CalibratedLinearSVC",
-    "adaptive_temperature_logits",
-    "score_matrix",
-]
-
-
-# Bound on |log temperature|: keeps exp() finite for any input, far outside the
-# fitted range (|log t| < 3 on both datasets).
-LOG_T_LIMIT = 30.0
+__all__ = ["CalibratedLinearSVC", "score_matrix"]
 
 
 def score_matrix(decision: np.ndarray) -> np.ndarray:
@@ -108,29 +100,6 @@ def _fit_vector(
     return np.diag(a), b.copy()
 
 
-def _temperature_features(logits: np.ndarray) -> np.ndarray:
-    """Per-row inputs of the adaptive temperature: [1, top logit, top-1 minus top-2 logit]."""
-    n, k = logits.shape
-    if k == 1:
-        top = logits[:, 0]
-        margin = np.zeros(n)
-    else:
-        top2 = np.partition(logits, k - 2, axis=1)[:, k - 2 :]
-        top = top2[:, 1]
-        margin = top2[:, 1] - top2[:, 0]
-    return np.column_stack([np.ones(n), top, margin])
-
-
-def adaptive_temperature_logits(logits: np.ndarray, theta: np.ndarray) -> np.ndarray:
-    """Scale each row of ``logits`` by ``exp(theta . features(row))``; argmax is unchanged.
-
-    Shared by CalibratedLinearSVC and the fast path so both run the same arithmetic.
-    """
-    log_t = np.clip(_temperature_features(logits) @ theta, -LOG_T_LIMIT, LOG_T_LIMIT)
-    scaled: np.ndarray = logits * np.exp(log_t)[:, None]
-    return scaled
-
-
 def _fit_adaptive(
     scores: np.ndarray, y: np.ndarray, n_classes: int, reg: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -145,7 +114,7 @@ def _fit_adaptive(
         coef = np.eye(scores.shape[1])
     intercept = np.zeros(n_classes)
     logits = scores @ coef
-    feats = _temperature_features(logits)
+    feats = temperature_features(logits)
     n = logits.shape[0]
     rows = np.arange(n)
     # Only the slopes are shrunk: the constant is the plain temperature, which has

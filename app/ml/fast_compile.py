@@ -9,7 +9,6 @@ exactly raises `UnsupportedPipelineError`, so the caller keeps scikit-learn.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,7 +21,14 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.svm import LinearSVC
 
 from app.ml.calibration import CalibratedLinearSVC
-from app.ml.fast_features import Block, CharNgrams, CharWbNgrams, Featurizer, WordNgrams
+from app.ml.fast_features import (
+    Block,
+    CharNgrams,
+    CharWbNgrams,
+    Featurizer,
+    NgramCounter,
+    WordNgrams,
+)
 from app.ml.fast_heads import (
     AdaptiveSoftmax,
     BinaryLogistic,
@@ -32,26 +38,12 @@ from app.ml.fast_heads import (
     SigmoidMember,
     Softmax,
 )
+from app.ml.fast_path import ScorerParts, UnsupportedPipelineError
 
-__all__ = ["ScorerParts", "UnsupportedPipelineError", "compile_pipeline"]
+__all__ = ["compile_pipeline"]
 
 # Weights (n_features, n_outputs), bias (n_outputs,) and the head reading them.
 _ClassifierParts = tuple[np.ndarray, np.ndarray, Head]
-
-
-class UnsupportedPipelineError(ValueError):
-    """Raised when a pipeline contains a step the fast path cannot reproduce exactly."""
-
-
-@dataclass(frozen=True)
-class ScorerParts:
-    """Everything a FastScorer needs, read from one fitted pipeline."""
-
-    features: Featurizer
-    weights: np.ndarray  # (n_features, n_outputs), C-contiguous float64
-    bias: np.ndarray  # (n_outputs,)
-    head: Head
-    classes: np.ndarray  # labels as str, in predict_proba column order
 
 
 def compile_pipeline(pipeline: Pipeline) -> ScorerParts:
@@ -115,16 +107,16 @@ def _block(vec: Any, offset: int, weight: float, name: str) -> Block:
     stop_words = vec.get_stop_words() if vec.analyzer == "word" else None
     _check(not stop_words, f"{name}: stop_words are not supported by the fast path")
     min_n, max_n = int(vec.ngram_range[0]), int(vec.ngram_range[1])
-    vocabulary_get = {term: offset + int(col) for term, col in vec.vocabulary_.items()}.get
-    count: Callable[[str], dict[int, int]]
+    vocabulary = {term: offset + int(col) for term, col in vec.vocabulary_.items()}
+    count: NgramCounter
     if vec.analyzer == "word":
         # build_tokenizer/build_preprocessor return exactly what the vectorizer uses
         # (custom callables, or sklearn's token_pattern, lowercase and strip_accents).
-        count = WordNgrams(vec.build_tokenizer(), vocabulary_get, min_n, max_n)
+        count = WordNgrams(vec.build_tokenizer(), vocabulary, min_n, max_n)
     elif vec.analyzer == "char":
-        count = CharNgrams(vocabulary_get, min_n, max_n)
+        count = CharNgrams(vocabulary, min_n, max_n)
     else:
-        count = CharWbNgrams(vocabulary_get, min_n, max_n)
+        count = CharWbNgrams(vocabulary, min_n, max_n)
     return Block(
         preprocess=vec.build_preprocessor(),
         count=count,

@@ -15,7 +15,16 @@ from itertools import cycle
 
 import numpy as np
 
-__all__ = ["Block", "CharNgrams", "CharWbNgrams", "Featurizer", "WordNgrams", "weigh"]
+__all__ = [
+    "Block",
+    "CharNgrams",
+    "CharWbNgrams",
+    "Featurizer",
+    "NgramCounter",
+    "Vocabulary",
+    "WordNgrams",
+    "weigh",
+]
 
 # sklearn's own whitespace normalisation for char analyzers (_VectorizerMixin._white_spaces).
 _WHITE_SPACES = re.compile(r"\s\s+")
@@ -23,8 +32,8 @@ _WHITE_SPACES = re.compile(r"\s\s+")
 # Words whose char_wb columns are remembered per vectorizer (bounded: about 1 MB).
 _WORD_CACHE_SIZE = 4096
 
-# A vocabulary's dict.get: term -> global column, or None when out of vocabulary.
-_VocabularyGet = Callable[[str], int | None]
+# term -> global column (the block's offset plus the vectorizer's own column).
+Vocabulary = dict[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,13 +41,13 @@ class WordNgrams:
     """Counts word n-grams (analyzer="word") split by the vectorizer's own tokenizer."""
 
     tokenize: Callable[[str], list[str]]
-    vocabulary_get: _VocabularyGet
+    vocabulary: Vocabulary
     min_n: int
     max_n: int
 
     def __call__(self, doc: str) -> dict[int, int]:
         """In-vocabulary n-gram counts of a preprocessed document, keyed by global column."""
-        vocabulary_get = self.vocabulary_get
+        vocabulary_get = self.vocabulary.get
         counts: dict[int, int] = {}
         tokens = self.tokenize(doc)
         n_tokens = len(tokens)
@@ -54,13 +63,13 @@ class WordNgrams:
 class CharNgrams:
     """Counts character n-grams (analyzer="char"), which may span words."""
 
-    vocabulary_get: _VocabularyGet
+    vocabulary: Vocabulary
     min_n: int
     max_n: int
 
     def __call__(self, doc: str) -> dict[int, int]:
         """In-vocabulary n-gram counts of a preprocessed document, keyed by global column."""
-        vocabulary_get = self.vocabulary_get
+        vocabulary_get = self.vocabulary.get
         counts: dict[int, int] = {}
         text = _WHITE_SPACES.sub(" ", doc)
         text_len = len(text)
@@ -76,7 +85,7 @@ class CharNgrams:
 class CharWbNgrams:
     """Counts character n-grams inside word boundaries (analyzer="char_wb")."""
 
-    vocabulary_get: _VocabularyGet
+    vocabulary: Vocabulary
     min_n: int
     max_n: int
     # char_wb n-grams never cross a word boundary, so each word's columns can be
@@ -99,7 +108,7 @@ class CharWbNgrams:
 
     def _columns(self, word: str) -> tuple[int, ...]:
         """In-vocabulary columns of one word's n-grams, repeated per occurrence."""
-        vocabulary_get = self.vocabulary_get
+        vocabulary_get = self.vocabulary.get
         padded = " " + word + " "
         padded_len = len(padded)
         columns: list[int] = []
@@ -117,12 +126,15 @@ class CharWbNgrams:
         return tuple(columns)
 
 
+NgramCounter = WordNgrams | CharNgrams | CharWbNgrams
+
+
 @dataclass(frozen=True, slots=True)
 class Block:
     """One fitted TfidfVectorizer as plain state: how to count terms, then how to weigh them."""
 
     preprocess: Callable[[str], str]
-    count: Callable[[str], dict[int, int]]
+    count: NgramCounter
     offset: int  # first global column of this block
     idf: np.ndarray | None  # indexed by local column; None when use_idf=False
     sublinear_tf: bool

@@ -2,6 +2,9 @@
 
 Each head repeats the arithmetic of one kind of classifier's ``predict_proba``; the
 compiler picks one per pipeline, so scoring never dispatches on the model kind.
+Heads use numpy alone (serving workers import neither SciPy nor scikit-learn) and
+describe themselves as JSON (`spec`), read back by `head_from_spec` from an
+allow-list of kinds, so a version's scorer is stored without pickle.
 """
 
 from __future__ import annotations
@@ -9,11 +12,11 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
-from scipy.special import expit
 
-from app.ml.calibration import LOG_T_LIMIT, adaptive_temperature_logits
+from app.ml.temperature import LOG_T_LIMIT, adaptive_temperature_logits
 
 __all__ = [
     "AdaptiveSoftmax",
@@ -23,11 +26,26 @@ __all__ = [
     "SigmoidEnsemble",
     "SigmoidMember",
     "Softmax",
+    "head_from_spec",
 ]
+
+
+def expit(x: np.ndarray) -> np.ndarray:
+    """The logistic sigmoid, as scipy.special.expit computes it for float64."""
+    # exp(-x) overflows to inf for x < -709, and 1 / inf is the correct 0.
+    with np.errstate(over="ignore"):
+        result: np.ndarray = 1.0 / (1.0 + np.exp(-x))
+    return result
 
 
 class Head(ABC):
     """Maps pre-activation outputs to probabilities, columns in ``classes`` order."""
+
+    kind: ClassVar[str]
+
+    def spec(self) -> dict[str, Any]:
+        """This head as JSON-able data (`head_from_spec` reads it back)."""
+        return {"kind": self.kind}
 
     @abstractmethod
     def __call__(self, z: np.ndarray) -> np.ndarray:
@@ -50,6 +68,8 @@ def _softmax_rows(z: np.ndarray) -> np.ndarray:
 class Softmax(Head):
     """Multinomial logistic regression and the affine calibration maps."""
 
+    kind = "softmax"
+
     def __call__(self, z: np.ndarray) -> np.ndarray:
         """Row-wise softmax."""
         return _softmax_rows(z)
@@ -60,6 +80,11 @@ class AdaptiveSoftmax(Head):
     """CalibratedLinearSVC's adaptive map: a per-row temperature, then softmax."""
 
     theta: np.ndarray
+    kind = "adaptive_softmax"
+
+    def spec(self) -> dict[str, Any]:
+        """The kind and the three temperature coefficients."""
+        return {"kind": self.kind, "theta": self.theta.tolist()}
 
     def __call__(self, z: np.ndarray) -> np.ndarray:
         """Softmax of `adaptive_temperature_logits`, exactly as the estimator computes it."""
@@ -81,6 +106,8 @@ class AdaptiveSoftmax(Head):
 class BinaryLogistic(Head):
     """Two-class logistic models: one output, the log-odds of ``classes[1]``."""
 
+    kind = "binary_logistic"
+
     def __call__(self, z: np.ndarray) -> np.ndarray:
         """``[1 - sigmoid(z), sigmoid(z)]`` per row."""
         p = expit(z[:, 0])
@@ -89,6 +116,8 @@ class BinaryLogistic(Head):
 
 class OneVsRestNormalized(Head):
     """Multi-class SGDClassifier(loss="log_loss"): one-vs-rest sigmoids, normalised."""
+
+    kind = "one_vs_rest_normalized"
 
     def __call__(self, z: np.ndarray) -> np.ndarray:
         """Sigmoids divided by their row sum (uniform where every sigmoid underflows)."""
@@ -118,6 +147,23 @@ class SigmoidEnsemble(Head):
 
     members: tuple[SigmoidMember, ...]
     n_classes: int
+    kind = "sigmoid_ensemble"
+
+    def spec(self) -> dict[str, Any]:
+        """The kind, the class count and each member's columns, Platt (a, b) and classes."""
+        return {
+            "kind": self.kind,
+            "n_classes": self.n_classes,
+            "members": [
+                {
+                    "columns": m.columns.tolist(),
+                    "a": m.a.tolist(),
+                    "b": m.b.tolist(),
+                    "class_idx": m.class_idx.tolist(),
+                }
+                for m in self.members
+            ],
+        }
 
     def __call__(self, z: np.ndarray) -> np.ndarray:
         """Mean over members of their normalised sigmoid probabilities."""
@@ -138,3 +184,41 @@ class SigmoidEnsemble(Head):
             mean += proba
         mean /= len(self.members)
         return mean
+
+
+def head_from_spec(spec: dict[str, Any], n_outputs: int, n_classes: int) -> Head:
+    """The head `spec` describes, checked against the scorer's shape; ValueError otherwise."""
+    kind = spec.get("kind")
+    if kind == Softmax.kind and n_outputs == n_classes:
+        return Softmax()
+    if kind == BinaryLogistic.kind and n_outputs == 1 and n_classes == 2:
+        return BinaryLogistic()
+    if kind == OneVsRestNormalized.kind and n_outputs == n_classes:
+        return OneVsRestNormalized()
+    if kind == AdaptiveSoftmax.kind and n_outputs == n_classes:
+        theta = np.asarray(spec["theta"], dtype=np.float64)
+        if theta.shape != (3,):
+            raise ValueError("adaptive_softmax needs three temperature coefficients")
+        return AdaptiveSoftmax(theta)
+    if kind == SigmoidEnsemble.kind and spec.get("n_classes") == n_classes:
+        members = tuple(_member(m, n_outputs, n_classes) for m in spec["members"])
+        if not members:
+            raise ValueError("sigmoid_ensemble needs at least one member")
+        return SigmoidEnsemble(members, n_classes)
+    raise ValueError(f"unsupported or mis-shaped head {kind!r}")
+
+
+def _member(spec: dict[str, Any], n_outputs: int, n_classes: int) -> SigmoidMember:
+    columns = np.asarray(spec["columns"], dtype=np.intp)
+    class_idx = np.asarray(spec["class_idx"], dtype=np.intp)
+    a = np.asarray(spec["a"], dtype=np.float64)
+    b = np.asarray(spec["b"], dtype=np.float64)
+    width = columns.shape[0]
+    if not (
+        columns.ndim == 1
+        and a.shape == b.shape == class_idx.shape == (width,)
+        and np.all((columns >= 0) & (columns < n_outputs))
+        and np.all((class_idx >= 0) & (class_idx < n_classes))
+    ):
+        raise ValueError("a sigmoid_ensemble member is mis-shaped")
+    return SigmoidMember(columns, a, b, class_idx)

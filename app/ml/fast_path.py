@@ -1,39 +1,68 @@
 """Exact, low-latency scorer derived from a fitted pipeline (which stays the source of truth).
 
 A prediction is three steps, one module each: `fast_features` turns a name into a
-sparse TF-IDF row, one dense matrix product applies every linear stage that
+sparse TF-IDF row, one matrix product applies every linear stage that
 `fast_compile` folded together, and a head from `fast_heads` turns the outputs
 into probabilities with the pipeline's own arithmetic. A pipeline the scorer
 cannot reproduce exactly raises `UnsupportedPipelineError` at compile time.
+
+This module and the three it scores with import numpy alone: a serving worker
+that loads a stored scorer (`scorer_bundle`) never imports scikit-learn or SciPy,
+which would cost it about 90 MB.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
-from sklearn.pipeline import Pipeline
 
-from app.ml.fast_compile import ScorerParts, UnsupportedPipelineError, compile_pipeline
+from app.ml.fast_features import Featurizer
+from app.ml.fast_heads import Head
 
-__all__ = ["FastScorer", "UnsupportedPipelineError"]
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+__all__ = ["FAST_PATH_TOLERANCE", "FastScorer", "ScorerParts", "UnsupportedPipelineError"]
+
+# The fast path must reproduce predict_proba to this absolute tolerance.
+FAST_PATH_TOLERANCE = 1e-9
+
+
+class UnsupportedPipelineError(ValueError):
+    """Raised when a pipeline contains a step the fast path cannot reproduce exactly."""
+
+
+@dataclass(frozen=True)
+class ScorerParts:
+    """Everything a FastScorer needs, read from one fitted pipeline or one stored scorer."""
+
+    features: Featurizer
+    weights: np.ndarray  # (n_features, n_outputs), C-contiguous float64; may be memory-mapped
+    bias: np.ndarray  # (n_outputs,)
+    head: Head
+    classes: np.ndarray  # labels as str, in predict_proba column order
 
 
 class FastScorer:
-    """Pure-Python/numpy re-implementation of ``pipeline.predict_proba`` for supported shapes."""
+    """Pure numpy re-implementation of ``pipeline.predict_proba`` for supported shapes."""
 
     def __init__(self, parts: ScorerParts) -> None:
+        self.parts = parts
         self._features = parts.features
         self._weights = parts.weights
         self._bias = parts.bias
         self._head = parts.head
-        self._n_features = parts.weights.shape[0]
         self.classes: np.ndarray = parts.classes
 
     @classmethod
     def from_pipeline(cls, pipeline: Pipeline) -> FastScorer:
         """Derive a scorer from a fitted ``features -> clf`` Pipeline or raise if unsupported."""
+        # Imported here: compiling reads scikit-learn objects, serving never does.
+        from app.ml.fast_compile import compile_pipeline
+
         return cls(compile_pipeline(pipeline))
 
     def predict_proba_one(self, name: str) -> np.ndarray:
@@ -49,6 +78,30 @@ class FastScorer:
         if n == 0:
             return np.zeros((0, self.classes.shape[0]))
         cols, values, indptr = self._features.rows(names)
-        x = sp.csr_matrix((values, cols, indptr), shape=(n, self._n_features))
-        z = np.asarray(x @ self._weights) + self._bias
+        starts = np.asarray(indptr, dtype=np.intp)
+        weights = self._weights
+        z = np.zeros((n, weights.shape[1]))
+        # Each row sums its own ~100 scaled weight rows. In chunks, so a batch never
+        # materialises more than _GATHER_FLOATS at once; reduceat instead of a
+        # sparse product, which would need SciPy.
+        per_chunk = max(1, _GATHER_FLOATS // max(1, weights.shape[1]))
+        first = 0
+        while first < n:
+            last = first + 1
+            while last < n and starts[last + 1] - starts[first] <= per_chunk:
+                last += 1
+            begin, end = starts[first], starts[last]
+            if end > begin:
+                gathered = weights[cols[begin:end]] * values[begin:end, None]
+                offsets = starts[first:last] - begin
+                rows = np.flatnonzero(starts[first + 1 : last + 1] > starts[first:last])
+                # reduceat sums [offset_i, offset_i+1); an empty row would get the
+                # next row's first value, so only non-empty rows are reduced.
+                z[first + rows] = np.add.reduceat(gathered, offsets[rows], axis=0)
+            first = last
+        z += self._bias
         return self._head(z)
+
+
+# Largest gather of weight rows one batch step holds (8 MB of float64).
+_GATHER_FLOATS = 1 << 20

@@ -1,17 +1,27 @@
-"""One check, used by training and by serving, that the fast path reproduces predict_proba."""
+"""One check, used by training and by serving, that the fast path reproduces predict_proba.
+
+`export_scorer` stores a checked scorer with its version, so serving workers can
+load it without the pipeline.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from sklearn.pipeline import Pipeline
 
-from app.ml.fast_path import FastScorer, UnsupportedPipelineError
+from app.ml.fast_path import FAST_PATH_TOLERANCE, FastScorer, UnsupportedPipelineError
+from app.ml.scorer_bundle import BundleError, WrittenBundle, write_bundle
 
-# The fast path must reproduce predict_proba to this absolute tolerance.
-FAST_PATH_TOLERANCE = 1e-9
+logger = logging.getLogger(__name__)
+
+# Rows a stored scorer must reproduce at every load: enough to touch most classes
+# and both feature blocks, few enough to check in milliseconds.
+CHECK_ROWS = 200
 
 
 @dataclass(frozen=True)
@@ -43,3 +53,31 @@ def check_fast_path(pipeline: Pipeline, sample: Callable[[], Sequence[str]]) -> 
     diff = np.abs(scorer.predict_proba_many(texts) - pipeline.predict_proba(texts))
     worst = float(diff.max()) if diff.size else 0.0
     return FastPathCheck(scorer=scorer, max_abs_diff=worst)
+
+
+def export_scorer(
+    pipeline: Pipeline, model_dir: Path, version: str, texts: Sequence[str]
+) -> WrittenBundle | None:
+    """Store `pipeline`'s fast scorer for `version`, or None when it cannot stand in for it.
+
+    The check rows are the first `CHECK_ROWS` of `texts` plus the class names;
+    the stored scorer must reproduce the pipeline on them now and at every load.
+    """
+    check_texts = list(dict.fromkeys([*texts[:CHECK_ROWS], *map(str, pipeline.classes_)]))
+    check = check_fast_path(pipeline, lambda: check_texts)
+    if check.scorer is None or not check.exact:
+        logger.warning(
+            "no stored scorer for this version; workers will load the pipeline",
+            extra={"version": version, "reason": check.unsupported_reason or "inexact"},
+        )
+        return None
+    try:
+        return write_bundle(
+            check.scorer.parts, model_dir, version, check_texts, pipeline.predict_proba(check_texts)
+        )
+    except BundleError as exc:
+        logger.warning(
+            "no stored scorer for this version; workers will load the pipeline",
+            extra={"version": version, "reason": str(exc)},
+        )
+        return None

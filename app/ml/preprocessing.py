@@ -7,7 +7,7 @@ import re
 import unicodedata
 from typing import Any
 
-__all__ = ["analyze", "nfkc_length", "normalize_product_name", "tokenize"]
+__all__ = ["analyze", "nfkc_length", "normalize_product_name", "split_tokens", "tokenize"]
 
 # Apostrophes inside words ("kellogg's") are dropped rather than split so the
 # brand stays one token; NFKC already folds the full-width and typographic forms
@@ -78,10 +78,27 @@ def normalize_product_name(text: str) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
+# Word tokens of a normalised name: runs of non-space characters.
+_TOKEN_PATTERN = r"\S+"
+# The same runs for the stdlib engine. NLTK matches with the `regex` engine, whose
+# \s is Unicode's White_Space property; stdlib re's \s also takes U+001C-U+001F.
+_TOKEN = re.compile("[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
+
+
 def tokenize(text: str) -> list[str]:
     """Split an already normalised name into word tokens (data-free NLTK tokenizer)."""
     tokens: list[str] = _tokenizer().tokenize(text)
     return tokens
+
+
+def split_tokens(text: str) -> list[str]:
+    """`tokenize` without NLTK: what a serving worker runs for the same tokens.
+
+    NLTK's RegexpTokenizer without gaps is `findall` of its pattern (tested to
+    agree on every code point); importing NLTK loads scikit-learn and SciPy, about 90 MB a worker
+    that serves a stored scorer does not otherwise need.
+    """
+    return _TOKEN.findall(text)
 
 
 @functools.cache
@@ -90,7 +107,7 @@ def _tokenizer() -> Any:
     # normaliser above must stay light for the request schemas that use it.
     from nltk.tokenize import RegexpTokenizer
 
-    return RegexpTokenizer(r"\S+")
+    return RegexpTokenizer(_TOKEN_PATTERN)
 
 
 def analyze(text: str) -> list[str]:

@@ -12,7 +12,7 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import Pipeline
 
-from app.ml.algorithms import ALGORITHMS, DEFAULT_ALGORITHM
+from app.ml.algorithms import ALGORITHMS, DEFAULT_ALGORITHM, DEFAULT_TEST_SIZE
 from app.ml.dataset import Dataset
 from app.ml.evaluation import evaluate, split_holdout
 from app.ml.fast_path_check import check_fast_path
@@ -40,8 +40,6 @@ SEARCH_STAGES: dict[str, float] = {
     "save": 0.04,
 }
 SEARCH_FOLDS = 3
-MAX_GRID_CANDIDATES = 60
-DEFAULT_TEST_SIZE = 0.2
 SPLIT_SEED = 42
 
 Progress = Callable[[str], None]

@@ -7,10 +7,10 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
+from app.ml.algorithms import DEFAULT_TEST_SIZE
 from app.ml.artifacts import ArtifactError, load_artifact
 from app.ml.dataset import DatasetError
 from app.ml.training import (
-    DEFAULT_TEST_SIZE,
     HoldoutComparison,
     TrainedModel,
     TrainingError,

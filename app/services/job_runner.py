@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings
 from app.core.errors import NotFound
-from app.core.logging import configure_logging
+from app.core.logging import configure_logging, stop_log_writer
 from app.crud import training_job as crud
 from app.db.database import open_database
 from app.db.models import TrainingJob
@@ -212,6 +212,7 @@ def read_settings_file(path: Path) -> Settings:
 def abandon() -> None:
     """Leave at once: the job was cancelled or timed out (called from the heartbeat thread)."""
     logger.warning("training job abandoned: cancelled or timed out")
+    stop_log_writer()
     logging.shutdown()
     # The main thread may be deep in a fit; nothing it would still write is wanted.
     os._exit(ABANDONED_EXIT_STATUS)

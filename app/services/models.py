@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -17,8 +17,11 @@ from app.crud import model_version as crud
 from app.db.models import ModelVersion
 from app.ml.artifacts import library_versions, save_artifact, sha256_file
 from app.ml.dataset import Dataset, read_csv, write_csv
-from app.ml.training import TrainedModel
+from app.ml.scorer_bundle import BundleError, load_bundle
 from app.schemas.training import ActiveModel
+
+if TYPE_CHECKING:
+    from app.ml.training import TrainedModel
 
 logger = logging.getLogger(__name__)
 
@@ -127,20 +130,27 @@ class ModelRegistry:
         """Write the artifact and data snapshot, record the version, optionally activate it.
 
         Files are written before the row so a row never points at a missing file;
-        a crash in between leaves only unreferenced files behind.
+        a crash in between leaves only unreferenced files behind. The stored
+        scorer, when the pipeline has one, is what workers serve from.
         """
+        # Imported here: only training processes save, and the API must not load sklearn.
+        from app.ml.fast_path_check import export_scorer
+
         for _ in range(_VERSION_ATTEMPTS):
             name = version or self.next_version()
             artifact = self._model_dir / f"{name}.joblib"
             data_file = self._model_dir / f"{name}.train.csv"
             sha256 = save_artifact(trained.pipeline, artifact)
             write_csv(trained.dataset, data_file)
+            bundle = export_scorer(trained.pipeline, self._model_dir, name, trained.dataset.texts)
             try:
                 crud.create_version(
                     self._session,
                     version=name,
                     artifact_file=artifact.name,
                     sha256=sha256,
+                    scorer_file=None if bundle is None else bundle.manifest_file,
+                    scorer_sha256=None if bundle is None else bundle.manifest_sha256,
                     algorithm=trained.algorithm,
                     params=trained.params,
                     classes=trained.classes,
@@ -186,6 +196,11 @@ class ModelRegistry:
             raise ArtifactConflict(
                 f"artifact of {version} does not match its recorded SHA-256; cannot activate"
             )
+        if row.scorer_file and row.scorer_sha256:
+            try:
+                load_bundle(self._model_dir, row.scorer_file, row.scorer_sha256)
+            except BundleError as exc:
+                raise ArtifactConflict(f"stored scorer of {version}: {exc}") from None
         crud.set_active(self._session, version, datetime.now(UTC))
         self._session.commit()
         self._session.refresh(row)

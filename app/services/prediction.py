@@ -1,4 +1,11 @@
-"""Serving predictions from the active model version, swapped atomically when it changes."""
+"""Serving predictions from the active model version, swapped atomically when it changes.
+
+A version with a stored scorer (`app/ml/scorer_bundle.py`) is served from its
+memory-mapped arrays: the worker never unpickles the pipeline nor imports
+scikit-learn. Older versions, and pipelines the scorer cannot reproduce, are
+served from the joblib pipeline, with the fast path derived in memory when it
+agrees with the pipeline.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +16,22 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.pipeline import Pipeline
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.errors import ModelNotReady
 from app.core.metrics import Metrics
 from app.crud import model_version as crud
-from app.ml.artifacts import ArtifactError, load_artifact
+from app.db.models import ModelVersion
+from app.ml.artifacts import ArtifactError, load_artifact, verify_artifact
 from app.ml.dataset import read_csv
 from app.ml.fast_path import FastScorer
-from app.ml.fast_path_check import check_fast_path
+from app.ml.scorer_bundle import BundleError, load_bundle
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -41,17 +52,24 @@ class Ranked:
 
 @dataclass(frozen=True)
 class ServingModel:
-    """A loaded version. Immutable: a swap replaces the whole object at once."""
+    """A loaded version. Immutable: a swap replaces the whole object at once.
+
+    Exactly one of `scorer` and `pipeline` is used: the scorer when there is one
+    (stored or derived), the pipeline only when the fast path cannot reproduce it.
+    """
 
     version: str
     sha256: str
-    pipeline: Pipeline
+    pipeline: Pipeline | None
     scorer: FastScorer | None
     classes: np.ndarray
+    # "stored scorer", "derived scorer" or "pipeline", for the logs.
+    source: str
 
     def probabilities(self, names: Sequence[str]) -> np.ndarray:
         """Class probabilities, one row per name (fast path when it is exact)."""
         if self.scorer is None:
+            assert self.pipeline is not None
             return np.asarray(self.pipeline.predict_proba(list(names)), dtype=np.float64)
         if len(names) == 1:
             return self.scorer.predict_proba_one(names[0])[None, :]
@@ -158,7 +176,7 @@ class PredictionService:
             self._metrics.set_serving(loaded.version, True)
         logger.info(
             "serving model version",
-            extra={"version": version, "fast_path": loaded.scorer is not None},
+            extra={"version": version, "source": loaded.source},
         )
         return True
 
@@ -195,20 +213,44 @@ class PredictionService:
             row = crud.get_version(session, version)
         if row is None:
             raise ArtifactError(f"version {version} vanished from the registry")
+        if row.scorer_file and row.scorer_sha256:
+            # Every file of a version is checked, the pipeline too although it is
+            # not loaded: an altered file means the version is not what was trained.
+            verify_artifact(self._model_dir / row.artifact_file, row.sha256)
+            try:
+                scorer = load_bundle(self._model_dir, row.scorer_file, row.scorer_sha256)
+            except BundleError as exc:
+                # The pickled pipeline is checked on its own and serves the same answers.
+                logger.warning(
+                    "stored scorer refused; serving from the pipeline",
+                    extra={"version": version, "reason": str(exc)},
+                )
+            else:
+                return ServingModel(
+                    row.version, row.sha256, None, scorer, scorer.classes, "stored scorer"
+                )
+        return self._load_pipeline(row)
+
+    def _load_pipeline(self, row: ModelVersion) -> ServingModel:
         pipeline = load_artifact(
             self._model_dir / row.artifact_file, row.sha256, row.library_versions
         )
+        scorer = self._checked_scorer(pipeline, self._model_dir / row.data_file)
         return ServingModel(
             version=row.version,
             sha256=row.sha256,
-            pipeline=pipeline,
-            scorer=self._checked_scorer(pipeline, self._model_dir / row.data_file),
+            # Kept only when the scorer cannot stand in for it.
+            pipeline=pipeline if scorer is None else None,
+            scorer=scorer,
             classes=np.asarray([str(c) for c in pipeline.classes_]),
+            source="pipeline" if scorer is None else "derived scorer",
         )
 
     @staticmethod
     def _checked_scorer(pipeline: Pipeline, data_file: Path) -> FastScorer | None:
         """The fast path, if it reproduces the pipeline on sample rows; else None."""
+        # Imported here: only versions without a stored scorer need scikit-learn.
+        from app.ml.fast_path_check import check_fast_path
 
         def sample() -> list[str]:
             try:

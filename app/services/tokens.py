@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from cachetools import TLRUCache
 
 from app.core.config import Settings
 from app.core.errors import InvalidScope, InvalidToken
@@ -34,6 +37,17 @@ class TokenClaims:
     token_id: str
 
 
+# Verified tokens remembered per process. A client sends the same token with every
+# request until it expires, and verifying it again (base64, HMAC or signature,
+# claims) was the largest single cost of a prediction. Bounded, so a flood of
+# distinct valid tokens only evicts; invalid tokens are never remembered.
+VERIFIED_TOKENS_CACHED = 1024
+
+
+def _until_expiry(_token: str, verified: tuple[TokenClaims, float], _now: float) -> float:
+    return verified[1]
+
+
 class TokenService:
     """Signs tokens for authenticated clients and verifies the ones presented back."""
 
@@ -50,6 +64,13 @@ class TokenService:
         self._keyring = keyring
         self._clock = clock
         self._sleep = sleep
+        # Expiry on the clock PyJWT checks `exp` against, so a remembered token
+        # lapses when a fresh verification would refuse it (minus the leeway).
+        self._verified: TLRUCache[str, tuple[TokenClaims, float]] = TLRUCache(
+            VERIFIED_TOKENS_CACHED, ttu=_until_expiry, timer=time.time
+        )
+        # cachetools caches are not thread-safe; verification also runs in threads.
+        self._verified_lock = threading.Lock()
 
     @property
     def keyring(self) -> Keyring:
@@ -95,7 +116,15 @@ class TokenService:
         return IssuedToken(access_token=token, expires_in=self._lifetime, scope=scope)
 
     def verify(self, token: str) -> TokenClaims:
-        """Check signature, header and claims; InvalidToken says what is wrong."""
+        """Check signature, header and claims; InvalidToken says what is wrong.
+
+        A token verified before is answered from memory until its `exp`; the
+        caller still checks revocation on every request.
+        """
+        with self._verified_lock:
+            remembered = self._verified.get(token)
+        if remembered is not None:
+            return remembered[0]
         try:
             claims = decode_access_token(
                 token,
@@ -105,9 +134,12 @@ class TokenService:
             )
         except TokenDecodeError as exc:
             raise InvalidToken(str(exc)) from exc
-        return TokenClaims(
+        verified = TokenClaims(
             client_id=claims["client_id"],
             scopes=frozenset(claims["scope"].split()),
             issued_at=int(claims["iat"]),
             token_id=str(claims["jti"]),
         )
+        with self._verified_lock:
+            self._verified[token] = (verified, float(claims["exp"]))
+        return verified

@@ -30,9 +30,8 @@ from app.core.errors import BackendUnavailable, Conflict, NotFound, Unprocessabl
 from app.crud import model_version as model_crud
 from app.crud import training_job as crud
 from app.db.models import TrainingJob
-from app.ml.algorithms import DEFAULT_ALGORITHM
+from app.ml.algorithms import DEFAULT_ALGORITHM, DEFAULT_TEST_SIZE
 from app.ml.dataset import Dataset, DatasetError
-from app.ml.training import DEFAULT_TEST_SIZE
 from app.schemas.training import TrainingRequest
 from app.services.training_plan import (
     TrainingPlan,

@@ -11,9 +11,15 @@ from sqlalchemy.orm import Session
 from app.core.errors import BadRequest, NotFound, Unprocessable
 from app.crud import feedback as feedback_crud
 from app.crud import model_version as model_crud
-from app.ml.algorithms import ALGORITHMS, TUNABLE_PARAMS, ParamError, check_param
+from app.ml.algorithms import (
+    ALGORITHMS,
+    DEFAULT_TEST_SIZE,
+    MAX_GRID_CANDIDATES,
+    TUNABLE_PARAMS,
+    ParamError,
+    check_param,
+)
 from app.ml.dataset import Dataset, DatasetError, merge, read_csv
-from app.ml.training import DEFAULT_TEST_SIZE, MAX_GRID_CANDIDATES
 from app.services.models import ModelRegistry
 
 
