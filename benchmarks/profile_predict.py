@@ -7,7 +7,7 @@ samples spent under each part of the request path, so a change to one of them
 can be checked against the same table.
 
     python benchmarks/profile_predict.py [--duration 15] [--data CSV]
-        [--svg docs/img/predict-flamegraph.svg]
+        [--svg docs/img/predict-flamegraph.svg] [--raw stacks.txt]
 """
 
 from __future__ import annotations
@@ -33,20 +33,25 @@ from benchmarks.serving_bench import serve  # noqa: E402
 
 CONCURRENCY = 32
 PY_SPY_RATE = 250  # samples per second: a sample every 4 ms, cheap for the worker
-# A frame whose function (and file) contains one of these counts towards the part;
-# a sample counts once per part however deep the match. Order is the table's.
+# A frame whose function (and file) contains one of these counts towards the part.
+# Each sample goes to one part: the first match walking from the sampled frame
+# towards the root, so a part's share is the time spent in it and not below it
+# in another part (the middleware's share excludes the route it calls).
 PARTS: list[tuple[str, tuple[str, ...]]] = [
-    ("uvicorn + HTTP parsing (httptools)", ("uvicorn/protocols",)),
-    ("asyncio event loop itself", ("asyncio/base_events.py", "asyncio/events.py")),
-    ("request middleware: id, access log, metrics", ("RequestContext",)),
-    ("request logging (format + write)", ("logging/__init__.py", "pythonjsonlogger")),
+    ("route: model scoring (fast path)", ("app/ml/",)),
+    ("route: ranking, counting, response model", ("app/services/prediction.py", "predict.py")),
+    ("bearer token (gate, cache, revocation)", ("BearerGate", "verify_bearer", "jwt/", "tokens")),
+    ("rate limit check", ("rate_limit.py", "limits/")),
+    ("request logging (record, queue, format, write)", ("logging/", "pythonjsonlogger")),
     ("metrics (prometheus_client)", ("prometheus_client",)),
-    ("bearer token check (BearerGate, PyJWT)", ("BearerGate", "verify_bearer", "jwt/")),
-    ("FastAPI dependency resolution", ("solve_dependencies",)),
-    ("request validation (pydantic)", ("_validate_request_body", "request_body_to_args")),
-    ("response validation + serialisation", ("serialize_response", "jsonable_encoder")),
-    ("route: model scoring (fast path)", ("app/ml/fast_",)),
-    ("route: ranking + metrics count", ("prediction.py:rank", "count_prediction")),
+    ("request id, size limits (app middleware)", ("middleware.py",)),
+    ("FastAPI dependency resolution", ("fastapi/dependencies",)),
+    ("request body: read + validate (pydantic)", ("pydantic", "_validate_request_body", "body (")),
+    ("response serialisation", ("serialize_response", "jsonable_encoder", "responses.py")),
+    ("routing (FastAPI/Starlette)", ("fastapi/routing.py", "starlette/routing.py")),
+    ("other Starlette middleware", ("starlette/middleware", "fastapi/middleware")),
+    ("uvicorn + HTTP parsing (httptools)", ("uvicorn/",)),
+    ("asyncio event loop", ("asyncio/",)),
 ]
 
 
@@ -59,6 +64,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--svg", type=Path, help="write the flame graph here (default: only the table)"
+    )
+    parser.add_argument(
+        "--raw", type=Path, help="also keep py-spy's collapsed stacks (one line per stack)"
     )
     return parser.parse_args(argv)
 
@@ -81,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
             load(f"{server.base}/predict/", bearer, CONCURRENCY, 2)  # warm-up
             collapsed = work / "profile.txt"
             base = [py_spy, "record", "--pid", str(server.master), "--rate", str(PY_SPY_RATE)]
-            base += ["--duration", str(args.duration), "--nonblocking"]
+            # --gil: only samples holding the GIL, so a thread waiting on I/O or a
+            # queue (the log writer) is not counted as work.
+            base += ["--duration", str(args.duration), "--nonblocking", "--gil"]
             recorders = [subprocess.Popen([*base, "--format", "raw", "-o", str(collapsed)])]
             if args.svg is not None:
                 args.svg.parent.mkdir(parents=True, exist_ok=True)
@@ -98,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             for recorder in recorders:
                 recorder.wait(timeout=args.duration + 120)
         print(f"load during sampling: {result[0] if result else 'did not finish'}\n")
+        if args.raw is not None:
+            shutil.copyfile(collapsed, args.raw)
         print(table(collapsed.read_text()))
     return 0
 
@@ -112,14 +124,24 @@ def table(collapsed: str) -> str:
             continue
         count = int(count_text)
         total += count
-        for part, needles in PARTS:
-            if any(needle in stack for needle in needles):
-                hits[part] += count
+        hits[_part(stack)] += count
     rows = ["| part of the request path | share of samples |", "|---|---:|"]
     for part, _ in PARTS:
         rows.append(f"| {part} | {hits[part] / max(total, 1):.1%} |")
+    rows.append(f"| anything else | {hits[OTHER] / max(total, 1):.1%} |")
     rows.append(f"| (all samples: {total:,}) | 100% |")
     return "\n".join(rows)
+
+
+OTHER = "other"
+
+
+def _part(stack: str) -> str:
+    for frame in reversed(stack.split(";")):
+        for part, needles in PARTS:
+            if any(needle in frame for needle in needles):
+                return part
+    return OTHER
 
 
 if __name__ == "__main__":

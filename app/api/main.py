@@ -7,8 +7,9 @@ from fastapi import APIRouter
 from app.api.routes import auth, datasets, feedback, models, ops, predict, training
 
 api_router = APIRouter()
-api_router.include_router(auth.router)
+# Routes are matched in this order on every request: the hottest first.
 api_router.include_router(predict.router)
+api_router.include_router(auth.router)
 api_router.include_router(training.router)
 api_router.include_router(datasets.router)
 api_router.include_router(models.router)
