@@ -247,7 +247,7 @@ class Deployment:
         return self.workdir / "models"
 
 
-def make_deployment(workdir: Path, train_timeout: float) -> Deployment:
+def make_deployment(workdir: Path, train_timeout: float, precision: str) -> Deployment:
     """Directories and environment for train.py, the probe and uvicorn."""
     for sub in ("models", "data", "metrics"):
         (workdir / sub).mkdir(parents=True, exist_ok=True)
@@ -265,6 +265,7 @@ def make_deployment(workdir: Path, train_timeout: float) -> Deployment:
         "REDIS_URL": "",
         "RATE_LIMIT_PREDICT": "unlimited",
         "TRAINING_TIMEOUT_SECONDS": str(int(train_timeout)),
+        "SCORER_PRECISION": precision,
         "LOG_FORMAT": "text",
         "LOG_LEVEL": "INFO",
     }
@@ -454,6 +455,7 @@ class Options:
     batch_requests: int
     heartbeat: float
     algorithm: str | None = None
+    precision: str = "float64"
 
 
 def run_point(categories: int, target: int, workdir: Path, opts: Options) -> dict[str, Any]:
@@ -477,7 +479,7 @@ def run_point(categories: int, target: int, workdir: Path, opts: Options) -> dic
         f"{tag}   {len(made.rows):,} rows, ~{made.features['total']:,} features "
         f"({point['generate_s']:.1f} s)"
     )
-    deployment = make_deployment(workdir, opts.train_timeout)
+    deployment = make_deployment(workdir, opts.train_timeout, opts.precision)
     data_file = workdir / "catalogue.csv"
     synthetic.write_csv(made.rows, data_file)
     # Query names: a fixed sample of the catalogue, so ~80 % were trained on and
@@ -491,6 +493,7 @@ def run_point(categories: int, target: int, workdir: Path, opts: Options) -> dic
     if opts.algorithm is not None:
         train += ["--algorithm", opts.algorithm]
     point["algorithm"] = opts.algorithm or "default"
+    point["precision"] = opts.precision
     code, seconds, peak = run_bounded(
         train,
         deployment,
@@ -875,6 +878,12 @@ def main(argv: list[str] | None = None) -> int:
         "sgd_log_loss trains the large points in minutes instead of hours",
     )
     parser.add_argument(
+        "--precision",
+        choices=("float64", "float32"),
+        default="float64",
+        help="SCORER_PRECISION of every point's stored scorer (default %(default)s)",
+    )
+    parser.add_argument(
         "--workdir",
         type=Path,
         help="keep each point's deployment (data, database, models, logs) under this "
@@ -897,6 +906,7 @@ def main(argv: list[str] | None = None) -> int:
         batch_requests=args.batch_requests,
         heartbeat=args.heartbeat,
         algorithm=args.algorithm,
+        precision=args.precision,
     )
     log(f"{len(args.points)} point(s), workers {opts.workers}, {os.cpu_count()} cores")
     points: list[dict[str, Any]] = []

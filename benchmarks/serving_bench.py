@@ -10,7 +10,7 @@ doing over both instead of one. Garoupa runs as deployed: request logging (to a
 file under the temporary directory) and metrics on, a model trained beforehand.
 
     python benchmarks/serving_bench.py [--rounds 3] [--duration 10] [--workers 1 2]
-        [--data CSV] [--json OUT]
+        [--data CSV] [--precision float64|float32] [--json OUT]
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ class ModelInfo:
     features: int
     rows: int
     data: str
+    weights_dtype: str
 
 
 @dataclass
@@ -129,6 +130,7 @@ def describe_model(env: dict[str, str], data: Path | None) -> ModelInfo:
             features=features,
             rows=row.data_rows,
             data=str(data) if data else "data/products.csv (shipped)",
+            weights_dtype=manifest.get("weights_dtype", "float64"),
         )
 
 
@@ -422,6 +424,12 @@ def main(argv: list[str] | None = None) -> int:
         "(default: the shipped data/products.csv)",
     )
     parser.add_argument(
+        "--precision",
+        choices=("float64", "float32"),
+        default="float64",
+        help="SCORER_PRECISION the model is trained with (default %(default)s)",
+    )
+    parser.add_argument(
         "--json",
         type=Path,
         metavar="OUT",
@@ -441,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(name)
         (tmp / "logs").mkdir()
         _progress("training the model and registering a client ...")
-        env = prepare_deployment(tmp, data=data)
+        env = prepare_deployment(tmp, {"SCORER_PRECISION": args.precision}, data=data)
         model = describe_model(env, data)
         # From a server that is not measured: issuing a token runs Argon2id, whose
         # 64 MiB would otherwise count in the measured worker's peak memory.

@@ -18,6 +18,8 @@ from app.core.config import Settings
 from app.core.metrics import setup_metrics
 from app.db.database import open_database
 from app.db.models import ModelVersion
+from app.ml import fast_path_check
+from app.ml.fast_path import FLOAT32_TOLERANCE, Precision
 from app.ml.scorer_bundle import BundleError, load_bundle
 from app.ml.training import TrainedModel
 from app.services.models import ArtifactConflict, ModelRegistry
@@ -72,7 +74,7 @@ def test_a_saved_version_is_served_from_its_stored_scorer(
 
 _PROBE = """
 import json, sys
-HEAVY = {"sklearn", "scipy", "nltk", "joblib"}
+HEAVY = {"sklearn", "scipy", "nltk", "joblib", "alembic"}
 from fastapi.testclient import TestClient
 from app.core.config import load_settings
 from app.main import create_app
@@ -89,7 +91,7 @@ print(json.dumps({
 """
 
 
-def test_a_serving_worker_never_imports_scikit_learn(
+def test_a_serving_worker_never_imports_scikit_learn_nor_alembic(
     settings: Settings, installed: ModelVersion, tiny_model: TrainedModel, tmp_path: Path
 ) -> None:
     (tmp_path / "metrics").mkdir()
@@ -200,3 +202,54 @@ def test_a_version_saved_before_bundles_is_served_from_its_pipeline(
             session.commit()
     assert service.sync()
     assert service.require_model().source == "derived scorer"
+
+
+def _save(settings: Settings, trained: TrainedModel, precision: Precision) -> ModelVersion:
+    with open_database(settings.database_url, migrate=True) as database:
+        with database.sessions() as session:
+            registry = ModelRegistry(session, settings.model_dir)
+            saved = registry.save(trained, activate=True, precision=precision)
+            return registry.get(saved.version)
+
+
+def test_float32_weights_take_half_the_bytes_and_change_no_category(
+    settings: Settings, shipped_model: TrainedModel
+) -> None:
+    exact = _save(settings, shipped_model, "float64")
+    rounded = _save(settings, shipped_model, "float32")
+    manifest = json.loads((settings.model_dir / (rounded.scorer_file or "")).read_bytes())
+    assert manifest["weights_dtype"] == "float32"
+    size = {
+        row.version: (_bundle(settings, row) / "weights.npy").stat().st_size
+        for row in (exact, rounded)
+    }
+    assert size[rounded.version] < 0.51 * size[exact.version]
+
+    with open_database(settings.database_url, migrate=False) as database:
+        service = PredictionService(database.sessions, settings.model_dir, setup_metrics())
+        try:
+            assert service.sync()
+            model = service.require_model()
+        finally:
+            service.close()
+    assert (model.version, model.source) == (rounded.version, "stored scorer")
+    assert model.scorer is not None and model.scorer.parts.weights.dtype == np.float32
+    texts = [*shipped_model.dataset.texts, *NAMES]
+    served = model.probabilities(texts)
+    truth = shipped_model.pipeline.predict_proba(texts)
+    assert np.abs(served - truth).max() <= FLOAT32_TOLERANCE
+    assert (served.argmax(axis=1) == truth.argmax(axis=1)).all()
+
+
+def test_float32_is_not_stored_when_rounding_strays_beyond_its_tolerance(
+    settings: Settings,
+    tiny_model: TrainedModel,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # No tolerance at all: any rounding is too much, so the exact weights are kept.
+    monkeypatch.setattr(fast_path_check, "FLOAT32_TOLERANCE", 0.0)
+    row = _save(settings, tiny_model, "float32")
+    manifest = json.loads((settings.model_dir / (row.scorer_file or "")).read_bytes())
+    assert manifest["weights_dtype"] == "float64"
+    assert "float32 weights would change answers" in caplog.text

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine
 
 from app.core.config import Settings
-from app.db.migrations import SchemaNotCurrent
+from app.db.migrations import head_revisions
+from app.db.schema import SCHEMA_HEAD, SchemaNotCurrent, current_revisions
 from app.main import create_app
 from tests.support import REPO_ROOT, make_settings
 
@@ -92,6 +94,10 @@ def test_a_server_refuses_a_database_without_the_schema(unmigrated: Settings) ->
         pass
 
 
+def test_the_schema_a_server_needs_is_alembics_newest_revision() -> None:
+    assert head_revisions() == {SCHEMA_HEAD}
+
+
 def test_a_server_starts_once_the_database_is_migrated(unmigrated: Settings) -> None:
     migrate = subprocess.run(
         [sys.executable, "-m", "alembic", "upgrade", "head"],
@@ -106,5 +112,10 @@ def test_a_server_starts_once_the_database_is_migrated(unmigrated: Settings) -> 
         timeout=120,
     )
     assert migrate.returncode == 0, migrate.stderr
+    engine = create_engine(unmigrated.database_url)
+    try:
+        assert current_revisions(engine) == {SCHEMA_HEAD}
+    finally:
+        engine.dispose()
     with TestClient(create_app(unmigrated)) as client:
         assert client.get("/health").json() == {"status": "ok"}

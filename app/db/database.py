@@ -8,7 +8,7 @@ from types import TracebackType
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db.migrations import require_current_schema, upgrade_database
+from app.db.schema import require_current_schema
 from app.db.session import create_db_engine, create_session_factory
 
 
@@ -44,6 +44,9 @@ def open_database(database_url: str, *, migrate: bool) -> Database:
     engine = create_db_engine(database_url)
     try:
         if migrate:
+            # Imported here: Alembic is for the processes that migrate, not servers.
+            from app.db.migrations import upgrade_database
+
             upgrade_database(engine)
         else:
             require_current_schema(engine)

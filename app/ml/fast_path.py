@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -25,10 +25,26 @@ from app.ml.fast_heads import Head
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
-__all__ = ["FAST_PATH_TOLERANCE", "FastScorer", "ScorerParts", "UnsupportedPipelineError"]
+__all__ = [
+    "FAST_PATH_TOLERANCE",
+    "FLOAT32_TOLERANCE",
+    "FastScorer",
+    "Precision",
+    "ScorerParts",
+    "UnsupportedPipelineError",
+]
 
 # The fast path must reproduce predict_proba to this absolute tolerance.
 FAST_PATH_TOLERANCE = 1e-9
+# ... and to this one when its weights are stored in float32 (SCORER_PRECISION).
+# Rounding each weight to 24 bits moves a class output by about 1e-7 of the sum
+# of |weight x feature| it adds up, so probabilities move by about 1e-7; 1e-5 leaves
+# a margin, and `fast_path_check` also requires that no training or hold-out
+# row changes its predicted category.
+FLOAT32_TOLERANCE = 1e-5
+
+# The dtype a stored scorer keeps its weights in (SCORER_PRECISION).
+Precision = Literal["float64", "float32"]
 
 
 class UnsupportedPipelineError(ValueError):
@@ -40,7 +56,9 @@ class ScorerParts:
     """Everything a FastScorer needs, read from one fitted pipeline or one stored scorer."""
 
     features: Featurizer
-    weights: np.ndarray  # (n_features, n_outputs), C-contiguous float64; may be memory-mapped
+    # (n_features, n_outputs), C-contiguous float64 or float32; may be memory-mapped.
+    # Products with float64 feature values are computed in float64 either way.
+    weights: np.ndarray
     bias: np.ndarray  # (n_outputs,)
     head: Head
     classes: np.ndarray  # labels as str, in predict_proba column order

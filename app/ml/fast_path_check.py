@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from sklearn.pipeline import Pipeline
 
-from app.ml.fast_path import FAST_PATH_TOLERANCE, FastScorer, UnsupportedPipelineError
+from app.ml.fast_path import (
+    FAST_PATH_TOLERANCE,
+    FLOAT32_TOLERANCE,
+    FastScorer,
+    Precision,
+    ScorerParts,
+    UnsupportedPipelineError,
+)
 from app.ml.scorer_bundle import BundleError, WrittenBundle, write_bundle
 
 logger = logging.getLogger(__name__)
@@ -56,12 +63,19 @@ def check_fast_path(pipeline: Pipeline, sample: Callable[[], Sequence[str]]) -> 
 
 
 def export_scorer(
-    pipeline: Pipeline, model_dir: Path, version: str, texts: Sequence[str]
+    pipeline: Pipeline,
+    model_dir: Path,
+    version: str,
+    texts: Sequence[str],
+    precision: Precision = "float64",
 ) -> WrittenBundle | None:
     """Store `pipeline`'s fast scorer for `version`, or None when it cannot stand in for it.
 
     The check rows are the first `CHECK_ROWS` of `texts` plus the class names;
     the stored scorer must reproduce the pipeline on them now and at every load.
+    With `precision` float32 the weights are stored in half the bytes, but only
+    if that changes no row of `texts` (the version's training and hold-out rows)
+    to another category; otherwise float64 is stored and the reason logged.
     """
     check_texts = list(dict.fromkeys([*texts[:CHECK_ROWS], *map(str, pipeline.classes_)]))
     check = check_fast_path(pipeline, lambda: check_texts)
@@ -71,9 +85,12 @@ def export_scorer(
             extra={"version": version, "reason": check.unsupported_reason or "inexact"},
         )
         return None
+    parts = check.scorer.parts
+    if precision == "float32":
+        parts = _float32_parts(check.scorer, texts, version) or parts
     try:
         return write_bundle(
-            check.scorer.parts, model_dir, version, check_texts, pipeline.predict_proba(check_texts)
+            parts, model_dir, version, check_texts, pipeline.predict_proba(check_texts)
         )
     except BundleError as exc:
         logger.warning(
@@ -81,3 +98,23 @@ def export_scorer(
             extra={"version": version, "reason": str(exc)},
         )
         return None
+
+
+def _float32_parts(exact: FastScorer, texts: Sequence[str], version: str) -> ScorerParts | None:
+    """`exact`'s parts with float32 weights, or None if rounding changes an answer."""
+    parts = replace(exact.parts, weights=exact.parts.weights.astype(np.float32))
+    reference = exact.predict_proba_many(texts)
+    rounded = FastScorer(parts).predict_proba_many(texts)
+    worst = float(np.abs(rounded - reference).max(initial=0.0))
+    changed = int(np.count_nonzero(rounded.argmax(axis=1) != reference.argmax(axis=1)))
+    if changed or not worst <= FLOAT32_TOLERANCE:
+        logger.warning(
+            "float32 weights would change answers; storing float64",
+            extra={"version": version, "max_abs_diff": worst, "changed_rows": changed},
+        )
+        return None
+    logger.info(
+        "float32 weights checked",
+        extra={"version": version, "rows": len(texts), "max_abs_diff": worst},
+    )
+    return parts

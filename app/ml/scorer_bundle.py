@@ -5,7 +5,9 @@ A bundle is a directory beside the version's joblib pipeline::
     v1.0.3.scorer/
         manifest.json      shapes, classes, head, feature blocks, the SHA-256 of
                            every other file, and check rows
-        weights.npy        (n_features, n_outputs) float64, every linear stage folded
+        weights.npy        (n_features, n_outputs) float64, or float32 when the
+                           version was saved with SCORER_PRECISION=float32;
+                           every linear stage folded
         bias.npy           (n_outputs,)
         idf-<i>.npy        one per feature block that uses idf
         vocabulary-<i>.json  the block's terms in column order
@@ -16,8 +18,9 @@ is checked. Arrays are opened with ``mmap_mode="r"``: the operating system keeps
 one copy of the weights in its page cache for every worker on the machine, and
 a worker never holds the fitted pipeline (scikit-learn is not even imported).
 At load, the scorer re-scores the check rows and must reproduce the pipeline's
-probabilities within `FAST_PATH_TOLERANCE`, which proves, in this process with
-its numpy, what `fast_path_check` proved at training time.
+probabilities within the tolerance of its weights' precision (`TOLERANCES`),
+which proves, in this process with its numpy, what `fast_path_check` proved at
+training time.
 
 Only pipelines whose text functions are named below can be stored; anything
 else keeps serving from the pickled pipeline, as before bundles existed.
@@ -46,13 +49,14 @@ from app.ml.fast_features import (
     WordNgrams,
 )
 from app.ml.fast_heads import head_from_spec
-from app.ml.fast_path import FAST_PATH_TOLERANCE, FastScorer, ScorerParts
+from app.ml.fast_path import FAST_PATH_TOLERANCE, FLOAT32_TOLERANCE, FastScorer, ScorerParts
 from app.ml.preprocessing import normalize_product_name, split_tokens, tokenize
 
 __all__ = [
     "BUNDLE_FORMAT",
     "BundleError",
     "FAST_PATH_TOLERANCE",
+    "TOLERANCES",
     "bundle_dir_name",
     "load_bundle",
     "write_bundle",
@@ -73,6 +77,10 @@ _ANALYZERS: dict[str, type[NgramCounter]] = {
     "char_wb": CharWbNgrams,
 }
 _NORMS = (None, "l1", "l2")
+# How far a stored scorer may stray from the pipeline, by the dtype of its weights.
+# The dtype comes from the manifest, which the registry's hash vouches for; still,
+# only these two are accepted, and the tolerance is this code's, never the file's.
+TOLERANCES: dict[str, float] = {"float64": FAST_PATH_TOLERANCE, "float32": FLOAT32_TOLERANCE}
 
 
 class BundleError(ValueError):
@@ -113,7 +121,10 @@ def write_bundle(
             atomic_write_bytes(staging / name, data)
             files[name] = hashlib.sha256(data).hexdigest()
 
-        put("weights.npy", _npy(np.ascontiguousarray(parts.weights, dtype=np.float64)))
+        dtype = str(parts.weights.dtype)
+        if dtype not in TOLERANCES:
+            raise BundleError(f"weights of dtype {dtype} cannot be stored")
+        put("weights.npy", _npy(np.ascontiguousarray(parts.weights)))
         put("bias.npy", _npy(np.asarray(parts.bias, dtype=np.float64)))
         for i, block in enumerate(parts.features.blocks):
             terms = sorted(block.count.vocabulary, key=block.count.vocabulary.__getitem__)
@@ -126,6 +137,7 @@ def write_bundle(
             "version": version,
             "n_features": int(parts.weights.shape[0]),
             "n_outputs": int(parts.weights.shape[1]),
+            "weights_dtype": dtype,
             "classes": [str(c) for c in parts.classes],
             "head": parts.head.spec(),
             "blocks": blocks,
@@ -191,11 +203,12 @@ def load_bundle(model_dir: Path, manifest_file: str, manifest_sha256: str) -> Fa
         scorer, check_texts, check_proba = _open(directory, manifest)
     except (KeyError, TypeError, ValueError, OSError) as exc:
         raise BundleError(f"{manifest_file} cannot be served: {exc}") from None
+    tolerance = TOLERANCES[str(scorer.parts.weights.dtype)]
     worst = float(np.abs(scorer.predict_proba_many(check_texts) - check_proba).max(initial=0.0))
-    if not check_texts or not worst <= FAST_PATH_TOLERANCE:
+    if not check_texts or not worst <= tolerance:
         raise BundleError(
             f"{manifest_file}: the stored scorer strays {worst:.3g} from the pipeline "
-            f"on {len(check_texts)} check rows (tolerance {FAST_PATH_TOLERANCE:g})"
+            f"on {len(check_texts)} check rows (tolerance {tolerance:g})"
         )
     return scorer
 
@@ -213,7 +226,7 @@ def _open(directory: Path, manifest: dict[str, Any]) -> tuple[FastScorer, list[s
         raise ValueError(f"unsupported bundle format {manifest.get('format')!r}")
     files: dict[str, str] = manifest["files"]
 
-    def array(name: str, shape: tuple[int, ...]) -> np.ndarray:
+    def array(name: str, shape: tuple[int, ...], dtype: str = "float64") -> np.ndarray:
         path = directory / name
         if name not in files or path.parent != directory:
             raise ValueError(f"{name} is not listed in the manifest")
@@ -221,13 +234,19 @@ def _open(directory: Path, manifest: dict[str, Any]) -> tuple[FastScorer, list[s
             if hashlib.file_digest(handle, "sha256").hexdigest() != files[name]:
                 raise ValueError(f"{name} does not match the manifest's SHA-256")
         loaded = np.load(path, mmap_mode="r", allow_pickle=False)
-        if loaded.dtype != np.float64 or loaded.shape != shape:
-            raise ValueError(f"{name} has shape {loaded.shape} {loaded.dtype}, expected {shape}")
+        if loaded.dtype != np.dtype(dtype) or loaded.shape != shape:
+            raise ValueError(
+                f"{name} has shape {loaded.shape} {loaded.dtype}, expected {shape} {dtype}"
+            )
         # A plain ndarray view of the same pages: np.memmap's subclass hooks would
         # otherwise run on every slice the scorer takes.
         return np.asarray(loaded)
 
     n_features, n_outputs = int(manifest["n_features"]), int(manifest["n_outputs"])
+    # Bundles written before float32 existed name no dtype: they are float64.
+    weights_dtype = manifest.get("weights_dtype", "float64")
+    if weights_dtype not in TOLERANCES:
+        raise ValueError(f"unsupported weights dtype {weights_dtype!r}")
     classes = np.asarray([str(c) for c in manifest["classes"]], dtype=str)
     blocks = []
     for i, spec in enumerate(manifest["blocks"]):
@@ -245,7 +264,7 @@ def _open(directory: Path, manifest: dict[str, Any]) -> tuple[FastScorer, list[s
     scorer = FastScorer(
         ScorerParts(
             features=Featurizer(blocks),
-            weights=array("weights.npy", (n_features, n_outputs)),
+            weights=array("weights.npy", (n_features, n_outputs), weights_dtype),
             bias=array("bias.npy", (n_outputs,)),
             head=head_from_spec(manifest["head"], n_outputs, classes.shape[0]),
             classes=classes,

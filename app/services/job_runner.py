@@ -174,7 +174,10 @@ def execute_job(
                     session.rollback()
                     raise JobClosed(job_id)
                 ModelRegistry(session, settings.model_dir).save(
-                    trained, activate=activate, version=version
+                    trained,
+                    activate=activate,
+                    version=version,
+                    precision=settings.scorer_precision,
                 )
         except JobClosed:
             logger.warning("training job closed while running", extra={"job_id": job_id})

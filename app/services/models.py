@@ -17,6 +17,7 @@ from app.crud import model_version as crud
 from app.db.models import ModelVersion
 from app.ml.artifacts import library_versions, save_artifact, sha256_file
 from app.ml.dataset import Dataset, read_csv, write_csv
+from app.ml.fast_path import Precision
 from app.ml.scorer_bundle import BundleError, load_bundle
 from app.schemas.training import ActiveModel
 
@@ -125,7 +126,12 @@ class ModelRegistry:
         return read_csv(self._model_dir / row.data_file, source=f"training data of {row.version}")
 
     def save(
-        self, trained: TrainedModel, *, activate: bool, version: str | None = None
+        self,
+        trained: TrainedModel,
+        *,
+        activate: bool,
+        version: str | None = None,
+        precision: Precision = "float64",
     ) -> SavedVersion:
         """Write the artifact and data snapshot, record the version, optionally activate it.
 
@@ -142,7 +148,9 @@ class ModelRegistry:
             data_file = self._model_dir / f"{name}.train.csv"
             sha256 = save_artifact(trained.pipeline, artifact)
             write_csv(trained.dataset, data_file)
-            bundle = export_scorer(trained.pipeline, self._model_dir, name, trained.dataset.texts)
+            bundle = export_scorer(
+                trained.pipeline, self._model_dir, name, trained.dataset.texts, precision
+            )
             try:
                 crud.create_version(
                     self._session,
