@@ -69,6 +69,7 @@ def _drop_live_schemas() -> Iterator[None]:
 # Modules whose tests never open a database: run once, in the SQLite pass.
 NO_DATABASE_MODULES = {
     "test_logging",
+    "test_memory",
     "test_preprocessing",
     "test_fast_path",
     "test_pipeline_quality",

@@ -22,6 +22,7 @@ import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.errors import ModelNotReady
+from app.core.memory import release_free_memory
 from app.core.metrics import Metrics
 from app.crud import model_version as crud
 from app.db.models import ModelVersion
@@ -174,6 +175,10 @@ class PredictionService:
             if previous is not None:
                 self._metrics.set_serving(previous.version, False)
             self._metrics.set_serving(loaded.version, True)
+        # The load's temporary objects, and the replaced model unless a request
+        # still holds it, are freed by now; without this the heap keeps their pages.
+        del previous
+        release_free_memory()
         logger.info(
             "serving model version",
             extra={"version": version, "source": loaded.source},
