@@ -7,6 +7,7 @@ costs more per request than wrk).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import re
@@ -211,3 +212,29 @@ async def _httpx_load(url: str, bearer: str, concurrency: int, seconds: int, bod
     return Result(
         len(latencies) / elapsed, float(np.median(ms)), float(np.percentile(ms, 99)), errors
     )
+
+
+def add_precision_option(parser: argparse.ArgumentParser) -> None:
+    """`--precision`: the SCORER_PRECISION every model the benchmark trains is stored in."""
+    parser.add_argument(
+        "--precision",
+        choices=("float64", "float32"),
+        default="float64",
+        help="SCORER_PRECISION the benchmark's models are trained with (default %(default)s)",
+    )
+
+
+def memory_kib(pid: int) -> tuple[int, int] | None:
+    """(RSS, PSS) of `pid` in KiB from /proc/<pid>/smaps_rollup, or None if it has gone."""
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return None
+    values: dict[str, int] = {}
+    for line in text.splitlines():
+        name, _, rest = line.partition(":")
+        if name in ("Rss", "Pss"):
+            values[name] = int(rest.split()[0])
+    if len(values) != 2:
+        return None
+    return values["Rss"], values["Pss"]

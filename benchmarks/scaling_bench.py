@@ -42,7 +42,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -59,6 +58,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.ml.algorithms import ALGORITHMS  # noqa: E402
 from benchmarks import synthetic  # noqa: E402
+from benchmarks.loadgen import add_precision_option, free_port, memory_kib  # noqa: E402
 
 DEFAULT_POINTS = "20:50000,133:100000,500:200000,1000:300000"
 # train.py's default hold-out; the vectorisers see the rest.
@@ -78,16 +78,8 @@ def log(message: str) -> None:
 
 def memory(pid: int) -> dict[str, int] | None:
     """RSS and PSS of `pid` in bytes, or None when it has gone."""
-    try:
-        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
-    except OSError:
-        return None
-    values: dict[str, int] = {}
-    for line in text.splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("Rss", "Pss"):
-            values[key.lower()] = int(rest.split()[0]) * 1024
-    return values if len(values) == 2 else None
+    found = memory_kib(pid)
+    return None if found is None else {"rss": found[0] * 1024, "pss": found[1] * 1024}
 
 
 def _parent_of(pid: int) -> int | None:
@@ -328,13 +320,6 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=30)
     except ProcessLookupError:
         pass
-
-
-def free_port() -> int:
-    """An unused TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
@@ -877,12 +862,7 @@ def main(argv: list[str] | None = None) -> int:
         help="train.py --algorithm for every point (default: train.py's default); "
         "sgd_log_loss trains the large points in minutes instead of hours",
     )
-    parser.add_argument(
-        "--precision",
-        choices=("float64", "float32"),
-        default="float64",
-        help="SCORER_PRECISION of every point's stored scorer (default %(default)s)",
-    )
+    add_precision_option(parser)
     parser.add_argument(
         "--workdir",
         type=Path,

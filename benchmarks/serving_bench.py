@@ -41,9 +41,11 @@ from app.services.models import ModelRegistry  # noqa: E402
 from benchmarks.loadgen import (  # noqa: E402
     PREDICT_BODY,
     ROOT,
+    add_precision_option,
     free_port,
     have_wrk,
     load,
+    memory_kib,
     prepare_deployment,
     token,
 )
@@ -243,20 +245,6 @@ def worker_pids(server: Server) -> list[int]:
     return sorted(pids)
 
 
-def memory_kib(pid: int) -> tuple[int, int] | None:
-    """(RSS, PSS) of `pid` in KiB, or None if it has exited."""
-    try:
-        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
-    except OSError:
-        return None
-    values: dict[str, int] = {}
-    for line in text.splitlines():
-        name, _, rest = line.partition(":")
-        if name in ("Rss", "Pss"):
-            values[name] = int(rest.split()[0])
-    return values["Rss"], values["Pss"]
-
-
 class MemorySampler:
     """Samples every worker's RSS and PSS in a background thread until stopped."""
 
@@ -423,12 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         help="two-column product_name,category CSV to train Garoupa's model on "
         "(default: the shipped data/products.csv)",
     )
-    parser.add_argument(
-        "--precision",
-        choices=("float64", "float32"),
-        default="float64",
-        help="SCORER_PRECISION the model is trained with (default %(default)s)",
-    )
+    add_precision_option(parser)
     parser.add_argument(
         "--json",
         type=Path,

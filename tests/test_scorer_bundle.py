@@ -50,6 +50,16 @@ def _bundle(settings: Settings, row: ModelVersion) -> Path:
     return (settings.model_dir / row.scorer_file).parent
 
 
+def _record(settings: Settings, version: str, **values: str | None) -> None:
+    """Change `version`'s registry row directly, as a tampered database would."""
+    with open_database(settings.database_url, migrate=False) as database:
+        with database.sessions() as session:
+            session.execute(
+                update(ModelVersion).where(ModelVersion.version == version).values(**values)
+            )
+            session.commit()
+
+
 def _rewrite(path: Path, change: bytes) -> None:
     data = bytearray(path.read_bytes())
     # The last bytes of an .npy file are array data, never its header.
@@ -177,14 +187,7 @@ def test_a_scorer_that_strays_from_its_check_rows_is_refused(
 def test_a_manifest_outside_the_model_directory_is_refused(
     settings: Settings, installed: ModelVersion, manifest_file: str
 ) -> None:
-    with open_database(settings.database_url, migrate=False) as database:
-        with database.sessions() as session:
-            session.execute(
-                update(ModelVersion)
-                .where(ModelVersion.version == installed.version)
-                .values(scorer_file=manifest_file)
-            )
-            session.commit()
+    _record(settings, installed.version, scorer_file=manifest_file)
     with pytest.raises(BundleError, match="not a bundle manifest inside the model directory"):
         load_bundle(settings.model_dir, manifest_file, installed.scorer_sha256 or "")
 
@@ -192,14 +195,7 @@ def test_a_manifest_outside_the_model_directory_is_refused(
 def test_a_version_saved_before_bundles_is_served_from_its_pipeline(
     settings: Settings, installed: ModelVersion, service: PredictionService
 ) -> None:
-    with open_database(settings.database_url, migrate=False) as database:
-        with database.sessions() as session:
-            session.execute(
-                update(ModelVersion)
-                .where(ModelVersion.version == installed.version)
-                .values(scorer_file=None, scorer_sha256=None)
-            )
-            session.commit()
+    _record(settings, installed.version, scorer_file=None, scorer_sha256=None)
     assert service.sync()
     assert service.require_model().source == "derived scorer"
 
