@@ -11,10 +11,7 @@ libraries (musl, macOS) do not have it, and there this does nothing.
 from __future__ import annotations
 
 import ctypes
-import logging
 from collections.abc import Callable
-
-logger = logging.getLogger(__name__)
 
 
 def _find_malloc_trim() -> Callable[[int], int] | None:
