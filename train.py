@@ -126,6 +126,10 @@ def metrics_tables(job: TrainingJob) -> list[Table]:
     summary.add_row("macro-F1", f"{m['macro_f1']:.4f}")
     summary.add_row("weighted-F1", f"{m['weighted_f1']:.4f}")
     summary.add_row("calibration error (ECE, 15 bins)", f"{m['ece']:.4f}")
+    if "in_scope_share" in m:
+        summary.add_row("in scope (scope test)", f"{m['in_scope_share']:.1%}")
+    if "review" in m:
+        summary.add_row("review threshold (95 % precision)", f"{m['review']['threshold']:.2f}")
     per_class = Table(title="Per category")
     for column in ("category", "precision", "recall", "F1", "support"):
         per_class.add_column(column, justify="left" if column == "category" else "right")

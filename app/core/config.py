@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     # probabilities stay within 1e-5 of the pipeline's (1e-9 with float64).
     scorer_precision: Literal["float64", "float32"] = "float64"
 
+    # A prediction scored below this, or out of scope, carries needs_review=true.
+    # Unset: each version's own threshold, chosen on its hold-out as the lowest
+    # score at which 95 % of names are right (GET /models/{version} shows it).
+    review_threshold: float | None = Field(default=None, ge=0, le=1)
+
     # Revocation is read from the database at most this often per process, so a
     # deactivated client's tokens stop working within this many seconds.
     revocation_refresh_seconds: float = Field(default=2.0, gt=0, le=5)

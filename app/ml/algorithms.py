@@ -127,27 +127,34 @@ _FEATURE_PARAMS: dict[str, Tunable] = {
     "features__char__sublinear_tf": Tunable("bool"),
 }
 
+# The out-of-scope test's level (app/ml/scope.py); 0 turns it off.
+_SCOPE_PARAMS: dict[str, Tunable] = {"scope_alpha": Tunable("float", low=0.0, high=0.25)}
+
 # The allow-list of `params` names per algorithm: nothing outside it reaches set_params.
 TUNABLE_PARAMS: dict[str, dict[str, Tunable]] = {
     DEFAULT_ALGORITHM: {
         **_FEATURE_PARAMS,
+        **_SCOPE_PARAMS,
         "clf__C": _C,
         "clf__class_weight": _CLASS_WEIGHT,
         "clf__calibration": Tunable("choice", choices=CALIBRATION_METHODS),
     },
     "linear_svc_calibrated": {
         **_FEATURE_PARAMS,
+        **_SCOPE_PARAMS,
         "clf__estimator__C": _C,
         "clf__estimator__class_weight": _CLASS_WEIGHT,
         "clf__method": Tunable("choice", choices=("sigmoid", "isotonic")),
     },
     "logistic_regression": {
         **_FEATURE_PARAMS,
+        **_SCOPE_PARAMS,
         "clf__C": _C,
         "clf__class_weight": _CLASS_WEIGHT,
     },
     "sgd_log_loss": {
         **_FEATURE_PARAMS,
+        **_SCOPE_PARAMS,
         "clf__alpha": Tunable("float", low=1e-7, high=1e-2),
         "clf__class_weight": _CLASS_WEIGHT,
     },

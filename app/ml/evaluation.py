@@ -15,7 +15,61 @@ from sklearn.metrics import (
 )
 from sklearn.model_selection import train_test_split
 
-__all__ = ["expected_calibration_error", "evaluate", "split_holdout"]
+__all__ = [
+    "REVIEW_TARGET_PRECISION",
+    "coverage_precision_curve",
+    "evaluate",
+    "expected_calibration_error",
+    "review_threshold",
+    "split_holdout",
+]
+
+# A version's default review threshold is the lowest score at which the names
+# scored at least that high are right this often on its hold-out.
+REVIEW_TARGET_PRECISION = 0.95
+# Thresholds of the coverage-precision curve: 0.00, 0.01, ..., 0.99.
+_CURVE_STEPS = 100
+
+
+def coverage_precision_curve(
+    scores: np.ndarray, correct: np.ndarray
+) -> list[dict[str, float | int]]:
+    """For each threshold: the share of names scored at least that high, and their accuracy.
+
+    `precision` is None-free: a threshold no name reaches has coverage 0 and
+    precision 1 (nothing answered, nothing wrong), so the curve stays monotone to read.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    correct = np.asarray(correct, dtype=bool)
+    order = np.argsort(-scores, kind="stable")
+    sorted_scores = scores[order]
+    right_so_far = np.cumsum(correct[order])
+    curve: list[dict[str, float | int]] = []
+    n = scores.shape[0]
+    for step in range(_CURVE_STEPS):
+        threshold = step / _CURVE_STEPS
+        # Names with score >= threshold are a prefix of the descending order.
+        kept = int(np.searchsorted(-sorted_scores, -threshold, side="right"))
+        right = int(right_so_far[kept - 1]) if kept else 0
+        curve.append(
+            {
+                "threshold": threshold,
+                "coverage": kept / n if n else 0.0,
+                "precision": right / kept if kept else 1.0,
+                "names": kept,
+            }
+        )
+    return curve
+
+
+def review_threshold(
+    curve: list[dict[str, float | int]], target: float = REVIEW_TARGET_PRECISION
+) -> float:
+    """The lowest threshold whose names are right at least `target` of the time (1.0 if none)."""
+    for point in curve:
+        if point["names"] and point["precision"] >= target:
+            return float(point["threshold"])
+    return 1.0
 
 
 def expected_calibration_error(
@@ -129,9 +183,20 @@ def evaluate(pipeline: Any, texts: Sequence[str], labels: Sequence[str]) -> dict
             f1_score(y_true, y_pred, labels=present, average="weighted", zero_division=0)
         ),
         "ece": expected_calibration_error(y_true, proba, classes),
+        "review": _review(proba, y_pred == y_true),
         "per_class": per_class,
         "confusion_matrix": {
             "labels": labels_all,
             "matrix": [[int(v) for v in row] for row in matrix],
         },
+    }
+
+
+def _review(proba: np.ndarray, correct: np.ndarray) -> dict[str, Any]:
+    curve = coverage_precision_curve(proba.max(axis=1), correct)
+    threshold = review_threshold(curve)
+    return {
+        "threshold": threshold,
+        "target_precision": REVIEW_TARGET_PRECISION,
+        "coverage_precision": curve,
     }

@@ -39,6 +39,8 @@ from app.ml.fast_heads import (
     Softmax,
 )
 from app.ml.fast_path import ScorerParts, UnsupportedPipelineError
+from app.ml.open_set import OpenSetPipeline
+from app.ml.scope import ScopeModel
 
 __all__ = ["compile_pipeline"]
 
@@ -67,7 +69,18 @@ def compile_pipeline(pipeline: Pipeline) -> ScorerParts:
         bias=np.asarray(bias, dtype=np.float64),
         head=head,
         classes=np.asarray([str(c) for c in classes], dtype=str),
+        scope=_scope(pipeline),
     )
+
+
+def _scope(pipeline: Pipeline) -> ScopeModel | None:
+    """The pipeline's scope test, or None; refused unless `OpenSetPipeline` computes it."""
+    if type(pipeline) is Pipeline:
+        return None
+    _check(type(pipeline) is OpenSetPipeline, f"unsupported pipeline {type(pipeline).__name__}")
+    _check(hasattr(pipeline, "scope_"), "the scope test is not fitted")
+    scope: ScopeModel | None = pipeline.scope_
+    return scope
 
 
 def _check(condition: bool, message: str) -> None:

@@ -15,6 +15,8 @@ from itertools import cycle
 
 import numpy as np
 
+from app.ml.scope import coverage
+
 __all__ = [
     "Block",
     "CharNgrams",
@@ -47,16 +49,22 @@ class WordNgrams:
 
     def __call__(self, doc: str) -> dict[int, int]:
         """In-vocabulary n-gram counts of a preprocessed document, keyed by global column."""
+        return self.count_with_total(doc)[0]
+
+    def count_with_total(self, doc: str) -> tuple[dict[int, int], int]:
+        """The in-vocabulary counts and how many n-grams the document has in all."""
         vocabulary_get = self.vocabulary.get
         counts: dict[int, int] = {}
         tokens = self.tokenize(doc)
         n_tokens = len(tokens)
+        total = 0
         for n in range(self.min_n, min(self.max_n, n_tokens) + 1):
+            total += n_tokens - n + 1
             for i in range(n_tokens - n + 1):
                 j = vocabulary_get(tokens[i] if n == 1 else " ".join(tokens[i : i + n]))
                 if j is not None:
                     counts[j] = counts.get(j, 0) + 1
-        return counts
+        return counts, total
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,24 +179,39 @@ class Featurizer:
     def __init__(self, blocks: Sequence[Block]) -> None:
         self.blocks = tuple(blocks)
 
-    def rows(self, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[int]]:
-        """CSR parts of the names' rows: column indices, values and row pointers."""
+    def rows(self, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[int], np.ndarray]:
+        """CSR parts of the names' rows (column indices, values, row pointers) and word coverage.
+
+        Word coverage is the share of each name's word n-grams found in the word
+        blocks' vocabularies (`app.ml.scope`); it costs two additions per name.
+        """
         columns: list[int] = []
         counts: list[int] = []
         ends: list[int] = []  # one entry per (name, block) segment of `columns`
         indptr = [0]
+        covered: list[int] = []
+        totals: list[int] = []
         for name in names:
             # Blocks usually share one preprocessor: run it once per name.
             docs: dict[Callable[[str], str], str] = {}
+            hits = grams = 0
             for block in self.blocks:
                 doc = docs.get(block.preprocess)
                 if doc is None:
                     doc = docs[block.preprocess] = block.preprocess(name)
-                found = block.count(doc)
+                count = block.count
+                if isinstance(count, WordNgrams):
+                    found, total = count.count_with_total(doc)
+                    grams += total
+                    hits += sum(found.values())
+                else:
+                    found = count(doc)
                 columns.extend(found)
                 counts.extend(found.values())
                 ends.append(len(columns))
             indptr.append(len(columns))
+            covered.append(hits)
+            totals.append(grams)
         # One conversion for all names, then each segment is weighed in place as a view.
         cols = np.array(columns, dtype=np.intp)
         values = np.array(counts, dtype=np.float64)
@@ -197,7 +220,7 @@ class Featurizer:
             if end > start:
                 weigh(block, cols[start:end], values[start:end])
             start = end
-        return cols, values, indptr
+        return cols, values, indptr, coverage(np.array(covered), np.array(totals))
 
     def clear_word_cache(self) -> None:
         """Forget the memoised per-word columns (benchmarks time the cold path with it)."""

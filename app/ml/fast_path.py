@@ -21,6 +21,7 @@ import numpy as np
 
 from app.ml.fast_features import Featurizer
 from app.ml.fast_heads import Head
+from app.ml.scope import ScopeModel
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -62,6 +63,8 @@ class ScorerParts:
     bias: np.ndarray  # (n_outputs,)
     head: Head
     classes: np.ndarray  # labels as str, in predict_proba column order
+    # The out-of-scope test; None for pipelines fitted without one.
+    scope: ScopeModel | None = None
 
 
 class FastScorer:
@@ -73,6 +76,7 @@ class FastScorer:
         self._weights = parts.weights
         self._bias = parts.bias
         self._head = parts.head
+        self._scope = parts.scope
         self.classes: np.ndarray = parts.classes
 
     @classmethod
@@ -85,17 +89,30 @@ class FastScorer:
 
     def predict_proba_one(self, name: str) -> np.ndarray:
         """Class probabilities for one name (1-D, ``classes`` order)."""
-        cols, values, _ = self._features.rows((name,))
+        return self.score_one(name)[0]
+
+    def score_one(self, name: str) -> tuple[np.ndarray, float]:
+        """One name's class probabilities (1-D) and its scope factor (1.0 when in scope)."""
+        cols, values, _, coverage = self._features.rows((name,))
         # Gathering ~100 weight rows beats building a sparse matrix for one name.
         z = values @ self._weights[cols] + self._bias
-        return self._head.one(z)
+        proba = self._head.one(z)
+        if self._scope is None:
+            return proba, 1.0
+        factor = float(self._scope.factor(coverage)[0])
+        proba *= factor
+        return proba, factor
 
     def predict_proba_many(self, names: Sequence[str]) -> np.ndarray:
         """Class probabilities for many names (2-D, rows follow ``names``)."""
+        return self.score_many(names)[0]
+
+    def score_many(self, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Class probabilities (2-D, rows follow ``names``) and each name's scope factor."""
         n = len(names)
         if n == 0:
-            return np.zeros((0, self.classes.shape[0]))
-        cols, values, indptr = self._features.rows(names)
+            return np.zeros((0, self.classes.shape[0])), np.ones(0)
+        cols, values, indptr, coverage = self._features.rows(names)
         starts = np.asarray(indptr, dtype=np.intp)
         weights = self._weights
         z = np.zeros((n, weights.shape[1]))
@@ -118,7 +135,12 @@ class FastScorer:
                 z[first + rows] = np.add.reduceat(gathered, offsets[rows], axis=0)
             first = last
         z += self._bias
-        return self._head(z)
+        proba = self._head(z)
+        if self._scope is None:
+            return proba, np.ones(n)
+        factor = self._scope.factor(coverage)
+        proba *= factor[:, None]
+        return proba, factor
 
 
 # Largest gather of weight rows one batch step holds (8 MB of float64).

@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 # Rows a stored scorer must reproduce at every load: enough to touch most classes
 # and both feature blocks, few enough to check in milliseconds.
 CHECK_ROWS = 200
+_UNFAMILIAR_ROWS = 20
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,11 @@ def export_scorer(
     if that changes no row of `texts` (the version's training and hold-out rows)
     to another category; otherwise float64 is stored and the reason logged.
     """
-    check_texts = list(dict.fromkeys([*texts[:CHECK_ROWS], *map(str, pipeline.classes_)]))
+    # Reversed names have words the vocabulary lacks, so the scope test is checked too.
+    unfamiliar = [text[::-1] for text in texts[:_UNFAMILIAR_ROWS]]
+    check_texts = list(
+        dict.fromkeys([*texts[:CHECK_ROWS], *unfamiliar, *map(str, pipeline.classes_)])
+    )
     check = check_fast_path(pipeline, lambda: check_texts)
     if check.scorer is None or not check.exact:
         logger.warning(

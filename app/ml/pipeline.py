@@ -11,7 +11,9 @@ depend on them)::
         ("clf", <classifier with predict_proba>),
     ])
 
-so e.g. ``{"clf__C": [0.5, 1], "features__char__ngram_range": [(2, 5)]}`` are valid
+as an `OpenSetPipeline` (a Pipeline subclass) whose ``scope_alpha`` sets the
+out-of-scope test (`app/ml/scope.py`). So e.g. ``{"clf__C": [0.5, 1],
+"features__char__ngram_range": [(2, 5)], "scope_alpha": [0.05]}`` are valid
 ``params`` / grid keys. For ``"linear_svc_calibrated"`` the SVC sits inside
 CalibratedClassifierCV, so its C is ``clf__estimator__C``.
 
@@ -35,7 +37,9 @@ from sklearn.svm import LinearSVC
 
 from app.ml.algorithms import ALGORITHMS, DEFAULT_ALGORITHM
 from app.ml.calibration import CalibratedLinearSVC
+from app.ml.open_set import OpenSetPipeline
 from app.ml.preprocessing import normalize_product_name, tokenize
+from app.ml.scope import DEFAULT_SCOPE_ALPHA
 
 __all__ = ["build_features", "build_pipeline"]
 
@@ -96,7 +100,10 @@ def build_pipeline(
     algorithm: str = DEFAULT_ALGORITHM, params: dict[str, Any] | None = None
 ) -> Pipeline:
     """Return an unfitted features -> classifier Pipeline; ``params`` use set_params names."""
-    pipeline = Pipeline([("features", build_features()), ("clf", _build_classifier(algorithm))])
+    pipeline = OpenSetPipeline(
+        [("features", build_features()), ("clf", _build_classifier(algorithm))],
+        scope_alpha=DEFAULT_SCOPE_ALPHA,
+    )
     if params:
         pipeline.set_params(**params)
     return pipeline

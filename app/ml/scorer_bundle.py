@@ -3,8 +3,8 @@
 A bundle is a directory beside the version's joblib pipeline::
 
     v1.0.3.scorer/
-        manifest.json      shapes, classes, head, feature blocks, the SHA-256 of
-                           every other file, and check rows
+        manifest.json      shapes, classes, head, feature blocks, the scope
+                           test, the SHA-256 of every other file, and check rows
         weights.npy        (n_features, n_outputs) float64, or float32 when the
                            version was saved with SCORER_PRECISION=float32;
                            every linear stage folded
@@ -51,6 +51,7 @@ from app.ml.fast_features import (
 from app.ml.fast_heads import head_from_spec
 from app.ml.fast_path import FAST_PATH_TOLERANCE, FLOAT32_TOLERANCE, FastScorer, ScorerParts
 from app.ml.preprocessing import normalize_product_name, split_tokens, tokenize
+from app.ml.scope import ScopeModel
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -141,6 +142,7 @@ def write_bundle(
             "classes": [str(c) for c in parts.classes],
             "head": parts.head.spec(),
             "blocks": blocks,
+            "scope": None if parts.scope is None else parts.scope.spec(),
             "check_texts": list(check_texts),
             "files": files,
         }
@@ -268,6 +270,7 @@ def _open(directory: Path, manifest: dict[str, Any]) -> tuple[FastScorer, list[s
             bias=array("bias.npy", (n_outputs,)),
             head=head_from_spec(manifest["head"], n_outputs, classes.shape[0]),
             classes=classes,
+            scope=_scope(manifest.get("scope")),
         )
     )
     return scorer, check_texts, array("check-proba.npy", (len(check_texts), classes.shape[0]))
@@ -294,3 +297,8 @@ def _block(spec: dict[str, Any], vocabulary: dict[str, int], idf: np.ndarray | N
         norm=spec["norm"],
         weight=float(spec["weight"]),
     )
+
+
+def _scope(spec: Any) -> ScopeModel | None:
+    # Bundles written before the scope test existed name none.
+    return None if spec is None else ScopeModel.from_spec(spec)

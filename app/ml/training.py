@@ -16,6 +16,7 @@ from app.ml.algorithms import ALGORITHMS, DEFAULT_ALGORITHM, DEFAULT_TEST_SIZE
 from app.ml.dataset import Dataset
 from app.ml.evaluation import evaluate, split_holdout
 from app.ml.fast_path_check import check_fast_path
+from app.ml.open_set import OpenSetPipeline
 from app.ml.pipeline import build_pipeline
 
 logger = logging.getLogger(__name__)
@@ -152,11 +153,16 @@ def fit_model(
             pipeline.named_steps["clf"].fit(matrix, y_train)
         except ValueError as exc:
             raise TrainingError(f"fit failed: {exc}") from None
+        if isinstance(pipeline, OpenSetPipeline):
+            pipeline.fit_scope(x_train)
         timings["fit + calibrate"] = time.perf_counter() - started
 
     progress("evaluate")
     started = time.perf_counter()
     metrics = evaluate(pipeline, x_test, y_test)
+    if isinstance(pipeline, OpenSetPipeline):
+        metrics["in_scope_share"] = float(pipeline.in_scope(x_test).mean())
+        metrics["scope_alpha"] = pipeline.scope_alpha
     metrics["train_rows"] = len(x_train)
     metrics["test_size"] = test_size
     timings["evaluate"] = time.perf_counter() - started

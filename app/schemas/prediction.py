@@ -38,6 +38,29 @@ ProductName = Annotated[
 ]
 
 
+MinScore = Annotated[
+    float | None,
+    Field(
+        default=None,
+        ge=0,
+        le=1,
+        # Strict: true/false or "0.5" are mistakes, not scores.
+        strict=True,
+        description="Flag `needs_review` below this score for this request, instead of "
+        "the deployment's REVIEW_THRESHOLD or the model version's own threshold.",
+    ),
+]
+
+_IN_SCOPE = (
+    "False when the name's words are unlike anything the model was trained on: its "
+    "scores are then lowered, since no category of the model may be right."
+)
+_NEEDS_REVIEW = (
+    "True when the name is out of scope or `prediction_score` is below the review "
+    "threshold (`min_score`, else REVIEW_THRESHOLD, else the model version's own)."
+)
+
+
 class PredictionRequest(BaseModel):
     """One product name to categorise."""
 
@@ -49,6 +72,7 @@ class PredictionRequest(BaseModel):
         description="1-300 characters after trimming, also after Unicode NFKC normalisation."
     )
     top_k: int = Field(default=1, ge=1, le=20, description="How many ranked categories to return.")
+    min_score: MinScore = None
 
 
 class BatchPredictionRequest(BaseModel):
@@ -61,6 +85,7 @@ class BatchPredictionRequest(BaseModel):
     )
 
     product_names: list[ProductName] = Field(min_length=1, max_length=MAX_BATCH_NAMES)
+    min_score: MinScore = None
 
     def normalized_chars(self) -> int:
         """Total characters of the names after NFKC (what MAX_BATCH_CHARS bounds)."""
@@ -82,6 +107,8 @@ class PredictionResponse(BaseModel):
     prediction_score: float = Field(ge=0, le=1)
     model_version: str
     top_k: list[CategoryScore]
+    in_scope: bool = Field(description=_IN_SCOPE)
+    needs_review: bool = Field(description=_NEEDS_REVIEW)
 
 
 class BatchItem(BaseModel):
@@ -90,6 +117,8 @@ class BatchItem(BaseModel):
     product_name: str
     predicted_category: str
     prediction_score: float = Field(ge=0, le=1)
+    in_scope: bool = Field(description=_IN_SCOPE)
+    needs_review: bool = Field(description=_NEEDS_REVIEW)
 
 
 class BatchPredictionResponse(BaseModel):

@@ -104,6 +104,10 @@ class ModelRegistry:
         metrics = {
             k: v for k, v in row.metrics.items() if k not in ("per_class", "confusion_matrix")
         }
+        review = metrics.get("review")
+        if isinstance(review, dict):
+            # The threshold is a headline; its 100-point curve is detail.
+            metrics["review"] = {k: v for k, v in review.items() if k != "coverage_precision"}
         return ActiveModel(
             trained=True,
             version=row.version,

@@ -29,6 +29,7 @@ from app.db.models import ModelVersion
 from app.ml.artifacts import ArtifactError, load_artifact, verify_artifact
 from app.ml.dataset import read_csv
 from app.ml.fast_path import FastScorer
+from app.ml.scope import in_scope
 from app.ml.scorer_bundle import BundleError, load_bundle
 
 if TYPE_CHECKING:
@@ -44,11 +45,13 @@ _RETRY_FAILED_LOAD_SECONDS = 30.0
 
 @dataclass(frozen=True)
 class Ranked:
-    """One prediction: the best category, its probability and the top-k ranking."""
+    """One prediction: the best category, its probability, the top-k ranking and its scope."""
 
     category: str
     score: float
     top_k: list[tuple[str, float]]
+    # False when the name's words are unlike the training data's (app/ml/scope.py).
+    in_scope: bool = True
 
 
 @dataclass(frozen=True)
@@ -66,19 +69,27 @@ class ServingModel:
     classes: np.ndarray
     # "stored scorer", "derived scorer" or "pipeline", for the logs.
     source: str
+    # The version's own review threshold (from its hold-out), when it recorded one.
+    review_threshold: float | None = None
 
-    def probabilities(self, names: Sequence[str]) -> np.ndarray:
-        """Class probabilities, one row per name (fast path when it is exact)."""
+    def probabilities(self, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Class probabilities, one row per name, and each name's scope factor."""
         if self.scorer is None:
             assert self.pipeline is not None
-            return np.asarray(self.pipeline.predict_proba(list(names)), dtype=np.float64)
+            texts = list(names)
+            proba = np.asarray(self.pipeline.predict_proba(texts), dtype=np.float64)
+            scope_factor = getattr(self.pipeline, "scope_factor", None)
+            factor = np.ones(len(texts)) if scope_factor is None else scope_factor(texts)
+            return proba, factor
         if len(names) == 1:
-            return self.scorer.predict_proba_one(names[0])[None, :]
-        return self.scorer.predict_proba_many(names)
+            one, factor_one = self.scorer.score_one(names[0])
+            return one[None, :], np.array([factor_one])
+        return self.scorer.score_many(names)
 
     def rank(self, names: Sequence[str], top_k: int = 1) -> list[Ranked]:
         """The top `top_k` categories of each name, best first."""
-        proba = self.probabilities(names)
+        proba, factor = self.probabilities(names)
+        accepted = in_scope(factor)
         k = min(top_k, proba.shape[1])
         if k == 1:
             order = proba.argmax(axis=1)[:, None]
@@ -86,9 +97,9 @@ class ServingModel:
             # A stable sort of the negated scores keeps ties in class order, as argmax does.
             order = np.argsort(-proba, axis=1, kind="stable")[:, :k]
         results = []
-        for row, idx in zip(proba, order, strict=True):
+        for row, idx, scoped in zip(proba, order, accepted, strict=True):
             ranking = [(str(self.classes[j]), float(row[j])) for j in idx]
-            results.append(Ranked(ranking[0][0], ranking[0][1], ranking))
+            results.append(Ranked(ranking[0][0], ranking[0][1], ranking, bool(scoped)))
         return results
 
 
@@ -98,6 +109,12 @@ class Predictions:
 
     model_version: str
     ranked: list[Ranked]
+    # The version's own review threshold, if it recorded one.
+    review_threshold: float | None = None
+
+    def needs_review(self, ranked: Ranked, threshold: float) -> bool:
+        """True when `ranked` is out of scope or scored below `threshold`."""
+        return not ranked.in_scope or ranked.score < threshold
 
 
 class PredictionService:
@@ -141,7 +158,7 @@ class PredictionService:
         else:
             for category, count in Counter(r.category for r in ranked).items():
                 self._metrics.count_prediction(category, count)
-        return Predictions(model.version, ranked)
+        return Predictions(model.version, ranked, model.review_threshold)
 
     def sync(self, *, wait_for_loads: bool = False) -> bool:
         """Load the registry's active version if it is not the one serving; True on a swap.
@@ -232,7 +249,13 @@ class PredictionService:
                 )
             else:
                 return ServingModel(
-                    row.version, row.sha256, None, scorer, scorer.classes, "stored scorer"
+                    row.version,
+                    row.sha256,
+                    None,
+                    scorer,
+                    scorer.classes,
+                    "stored scorer",
+                    _review_threshold(row),
                 )
         return self._load_pipeline(row)
 
@@ -249,6 +272,7 @@ class PredictionService:
             scorer=scorer,
             classes=np.asarray([str(c) for c in pipeline.classes_]),
             source="pipeline" if scorer is None else "derived scorer",
+            review_threshold=_review_threshold(row),
         )
 
     @staticmethod
@@ -277,3 +301,12 @@ class PredictionService:
             )
             return None
         return check.scorer
+
+
+def _review_threshold(row: ModelVersion) -> float | None:
+    """The threshold the version chose on its hold-out; None for versions older than that."""
+    review = (row.metrics or {}).get("review")
+    threshold = review.get("threshold") if isinstance(review, dict) else None
+    if isinstance(threshold, int | float) and 0.0 <= threshold <= 1.0:
+        return float(threshold)
+    return None

@@ -7,6 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import PredictionServiceDep, PredictScope, SettingsDep
+from app.core.config import Settings
 from app.schemas.errors import BearerErrorResponse, ErrorResponse
 from app.schemas.prediction import (
     BatchItem,
@@ -16,9 +17,12 @@ from app.schemas.prediction import (
     PredictionRequest,
     PredictionResponse,
 )
+from app.services.prediction import Predictions
 
 # Small batches score faster inline than the hop to a worker thread costs.
 _INLINE_BATCH = 32
+# The review threshold of versions trained before versions chose their own.
+FALLBACK_REVIEW_THRESHOLD = 0.5
 
 router = APIRouter(prefix="/predict", tags=["predict"])
 
@@ -37,7 +41,10 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 )
 @router.post("", response_model=PredictionResponse, include_in_schema=False)
 async def predict(
-    body: PredictionRequest, _: PredictScope, predictions: PredictionServiceDep
+    body: PredictionRequest,
+    _: PredictScope,
+    predictions: PredictionServiceDep,
+    settings: SettingsDep,
 ) -> PredictionResponse:
     """Predict the category of one product name, with calibrated top-k scores.
 
@@ -47,12 +54,23 @@ async def predict(
     # inline rather than paying for the hop to a worker thread.
     result = predictions.predict([body.product_name], body.top_k)
     ranked = result.ranked[0]
+    threshold = review_threshold(body.min_score, settings, result)
     return PredictionResponse(
         predicted_category=ranked.category,
         prediction_score=ranked.score,
         model_version=result.model_version,
         top_k=[CategoryScore(category=c, score=s) for c, s in ranked.top_k],
+        in_scope=ranked.in_scope,
+        needs_review=result.needs_review(ranked, threshold),
     )
+
+
+def review_threshold(min_score: float | None, settings: Settings, result: Predictions) -> float:
+    """The request's `min_score`, else REVIEW_THRESHOLD, else the version's own threshold."""
+    for threshold in (min_score, settings.review_threshold, result.review_threshold):
+        if threshold is not None:
+            return threshold
+    return FALLBACK_REVIEW_THRESHOLD
 
 
 def _check_batch_size(body: BatchPredictionRequest, limit: int) -> None:
@@ -96,10 +114,17 @@ async def predict_batch(
         result = predictions.predict(names)
     else:
         result = await run_in_threadpool(predictions.predict, names)
+    threshold = review_threshold(body.min_score, settings, result)
     return BatchPredictionResponse(
         model_version=result.model_version,
         predictions=[
-            BatchItem(product_name=name, predicted_category=r.category, prediction_score=r.score)
+            BatchItem(
+                product_name=name,
+                predicted_category=r.category,
+                prediction_score=r.score,
+                in_scope=r.in_scope,
+                needs_review=result.needs_review(r, threshold),
+            )
             for name, r in zip(names, result.ranked, strict=True)
         ],
     )

@@ -1,0 +1,198 @@
+"""Out-of-scope names: the scope test in the pipeline, the fast path, stored scorers and the API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.model_selection import KFold
+
+from app.core.config import Settings
+from app.ml.dataset import read_csv
+from app.ml.fast_path import FAST_PATH_TOLERANCE, FastScorer
+from app.ml.fast_path_check import export_scorer
+from app.ml.open_set import (
+    SCOPE_FOLDS,
+    SCOPE_SEED,
+    out_of_fold_coverage,
+    word_coverage,
+    word_vectorizers,
+)
+from app.ml.scope import ScopeModel
+from app.ml.scorer_bundle import load_bundle
+from app.ml.training import TrainedModel, fit_model
+from tests.support import SHIPPED_CSV, Api, bearer, make_settings, open_api, token_for
+
+SUSU = "susu ultra coklat 250ml"
+# Products of categories the shipped grocery model does not have (issue 13's examples).
+FOREIGN = [
+    "Angle Grinder / Mesin Gerinda Tangan Orion - HG-954",
+    "kemeja putih PNS pria baju PDH cowok - Putih, S",
+    "Bubble Wrap Plastik Pembungkus Helm",
+    "Atalon Running Pants - Celana Pendek Ringan Lari Jogging",
+    "Samsung Galaxy A15 8/256GB",
+]
+
+
+def test_out_of_fold_coverage_equals_refitting_the_vectorizer_per_fold(
+    shipped_model: TrainedModel,
+) -> None:
+    texts = read_csv(SHIPPED_CSV).texts[:600]
+    vectorizers = word_vectorizers(shipped_model.pipeline.named_steps["features"])
+    assert vectorizers, "the default features have a word block"
+    fast = out_of_fold_coverage(vectorizers, texts)
+    expected = np.zeros(len(texts))
+    array = np.asarray(texts, dtype=object)
+    folds = KFold(SCOPE_FOLDS, shuffle=True, random_state=SCOPE_SEED).split(texts)
+    for fit_rows, held in folds:
+        refitted = [clone(vec).fit(array[fit_rows]) for vec in vectorizers]
+        expected[held] = word_coverage(refitted, array[held])
+    np.testing.assert_array_equal(fast, expected)
+    # Not trivially 1: unseen names do miss words.
+    assert fast.min() < 1.0
+
+
+def test_scope_factor_is_the_conformal_p_value_over_alpha() -> None:
+    reference = np.linspace(0.0, 1.0, 99)
+    scope = ScopeModel.fit(reference, alpha=0.1)
+    # p = (1 + #{reference <= c}) / 100; the factor is min(1, p / 0.1).
+    factors = scope.factor(np.array([-1.0, 0.0, reference[4], reference[9], 1.0]))
+    np.testing.assert_allclose(factors, [0.1, 0.2, 0.6, 1.0, 1.0])
+    assert ScopeModel.from_spec(scope.spec()).spec() == scope.spec()
+    with pytest.raises(ValueError):
+        ScopeModel.from_spec({**scope.spec(), "tail": [0.5, 0.1]})
+
+
+def test_foreign_products_fall_below_half_and_are_out_of_scope(
+    shipped_model: TrainedModel,
+) -> None:
+    pipeline = shipped_model.pipeline
+    proba = pipeline.predict_proba(FOREIGN)
+    assert proba.max(axis=1).max() < 0.5, dict(zip(FOREIGN, proba.max(axis=1), strict=True))
+    assert not pipeline.in_scope(FOREIGN).any()
+    # The model's own kind of names keep their scores.
+    familiar = ["susu ultra coklat 250ml", "indomie goreng 85g"]
+    assert pipeline.in_scope(familiar).all()
+    assert pipeline.predict_proba(familiar).max(axis=1).min() > 0.9
+
+
+def test_in_scope_holdout_names_are_rarely_called_out_of_scope(
+    shipped_model: TrainedModel,
+) -> None:
+    """The conformal level: about alpha of unseen in-scope names fail the test."""
+    share = shipped_model.metrics["in_scope_share"]
+    alpha = shipped_model.metrics["scope_alpha"]
+    assert 1 - 3 * alpha <= share <= 1.0
+    assert shipped_model.metrics["ece"] <= 0.03
+
+
+def test_fast_path_and_stored_scorer_reproduce_the_scope_test(
+    shipped_model: TrainedModel, tmp_path: Path
+) -> None:
+    pipeline = shipped_model.pipeline
+    names = [*FOREIGN, *shipped_model.holdout_texts[:50], "zzzq qqxv"]
+    expected = pipeline.predict_proba(names)
+    scorer = FastScorer.from_pipeline(pipeline)
+    assert np.abs(scorer.predict_proba_many(names) - expected).max() <= FAST_PATH_TOLERANCE
+    for name, row in zip(names, expected, strict=True):
+        assert np.abs(scorer.predict_proba_one(name) - row).max() <= FAST_PATH_TOLERANCE
+    bundle = export_scorer(pipeline, tmp_path, "v9", shipped_model.dataset.texts)
+    assert bundle is not None
+    stored = load_bundle(tmp_path, bundle.manifest_file, bundle.manifest_sha256)
+    assert np.abs(stored.predict_proba_many(names) - expected).max() <= FAST_PATH_TOLERANCE
+    _, factors = stored.score_many(names)
+    np.testing.assert_array_equal(factors < 1.0, ~pipeline.in_scope(names))
+
+
+def test_scope_alpha_zero_turns_the_test_off() -> None:
+    dataset = read_csv(SHIPPED_CSV)
+    trained = fit_model(dataset, params={"scope_alpha": 0.0})
+    assert trained.pipeline.in_scope(FOREIGN).all()
+    proba = trained.pipeline.predict_proba(FOREIGN)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+@pytest.fixture
+def shipped_api(tmp_path: Path, shipped_model: TrainedModel) -> Api:
+    with open_api(make_settings(tmp_path), shipped_model) as api:
+        yield api
+
+
+def _predict(api: Api, **body: object) -> dict[str, object]:
+    response = api.post("/predict/", json=body)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def test_api_flags_foreign_products_for_review(shipped_api: Api) -> None:
+    for name in FOREIGN:
+        body = _predict(shipped_api, product_name=name)
+        assert body["in_scope"] is False, body
+        assert body["needs_review"] is True
+        assert body["prediction_score"] < 0.5
+    body = _predict(shipped_api, product_name=SUSU)
+    assert (body["predicted_category"], body["in_scope"], body["needs_review"]) == (
+        "Susu",
+        True,
+        False,
+    )
+    response = shipped_api.post("/predict/batch", json={"product_names": [SUSU, FOREIGN[0]]})
+    assert response.status_code == 200, response.text
+    items = response.json()["predictions"]
+    assert [(i["in_scope"], i["needs_review"]) for i in items] == [(True, False), (False, True)]
+
+
+def test_min_score_overrides_the_threshold_per_request(shipped_api: Api) -> None:
+    strict = _predict(shipped_api, product_name=SUSU, min_score=1.0)
+    assert strict["needs_review"] is True and strict["in_scope"] is True
+    lenient = _predict(shipped_api, product_name=SUSU, min_score=0.0)
+    assert lenient["needs_review"] is False
+    # Out of scope needs review whatever the threshold.
+    assert _predict(shipped_api, product_name=FOREIGN[0], min_score=0.0)["needs_review"] is True
+    batch = shipped_api.post("/predict/batch", json={"product_names": [SUSU], "min_score": 1.0})
+    assert batch.json()["predictions"][0]["needs_review"] is True
+
+
+@pytest.mark.parametrize("bad", [1.5, -0.1, "high", True, None])
+def test_min_score_out_of_range_is_a_422_naming_the_field(shipped_api: Api, bad: object) -> None:
+    response = shipped_api.post("/predict/", json={"product_name": SUSU, "min_score": bad})
+    if bad is None:
+        assert response.status_code == 200
+        return
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["body", "min_score"]
+
+
+def test_version_shows_its_review_threshold_and_curve(shipped_api: Api) -> None:
+    response = shipped_api.get("/models/v1.0.0")
+    assert response.status_code == 200, response.text
+    review = response.json()["metrics"]["review"]
+    assert 0.0 <= review["threshold"] <= 1.0
+    assert review["target_precision"] == 0.95
+    curve = review["coverage_precision"]
+    assert [point["threshold"] for point in curve[:3]] == [0.0, 0.01, 0.02]
+    coverages = [point["coverage"] for point in curve]
+    assert coverages == sorted(coverages, reverse=True)
+    chosen = next(p for p in curve if p["threshold"] == review["threshold"])
+    assert chosen["precision"] >= 0.95
+
+
+def test_review_threshold_setting_overrides_the_version(
+    tmp_path: Path, shipped_model: TrainedModel
+) -> None:
+    settings: Settings = make_settings(tmp_path, review_threshold=1.0)
+    with open_api(settings, shipped_model) as api:
+        assert _predict(api, product_name=SUSU)["needs_review"] is True
+        assert _predict(api, product_name=SUSU, min_score=0.5)["needs_review"] is False
+
+
+def test_scope_alpha_outside_its_bounds_is_refused(api: Api) -> None:
+    token = bearer(token_for(api.client, scope="predict train"))
+    for bad in (0.9, -0.01, "0.05", True):
+        response = api.client.post(
+            "/training/", json={"params": {"scope_alpha": bad}}, headers=token
+        )
+        assert response.status_code == 422, response.text
+        assert "scope_alpha" in response.text
