@@ -62,6 +62,12 @@ def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace
         help="share of rows held out for evaluation, stratified (default: %(default)s)",
     )
     parser.add_argument(
+        "--no-refit",
+        action="store_true",
+        help="serve the pipeline fitted without the hold-out instead of refitting it on "
+        "every row after the evaluation",
+    )
+    parser.add_argument(
         "--no-activate",
         action="store_true",
         help="record the version without making it the one that serves",
@@ -121,6 +127,8 @@ def metrics_tables(job: TrainingJob) -> list[Table]:
     summary.add_column("metric")
     summary.add_column("value", justify="right")
     summary.add_row("rows (train / test)", f"{m['train_rows']} / {m['n_samples']}")
+    if m.get("refit"):
+        summary.add_row("served model refitted on", f"all {m['fitted_rows']} rows")
     summary.add_row("categories", str(len(m["per_class"])))
     summary.add_row("accuracy", f"{m['accuracy']:.4f}")
     summary.add_row("macro-F1", f"{m['macro_f1']:.4f}")
@@ -175,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
                 include_feedback=False,
                 activate=not args.no_activate,
                 test_size=args.test_size,
+                refit=not args.no_refit,
             )
             with sessions() as session:
                 # The same one-job-at-a-time rule as POST /training/.

@@ -24,6 +24,7 @@ from app.ml.scope import ScopeModel
 from app.ml.scorer_bundle import load_bundle
 from app.ml.training import TrainedModel, fit_model
 from tests.support import SHIPPED_CSV, Api, bearer, make_settings, open_api, token_for
+from tests.test_operations import samples
 
 SUSU = "susu ultra coklat 250ml"
 # Products of categories the shipped grocery model does not have (issue 13's examples).
@@ -196,3 +197,42 @@ def test_scope_alpha_outside_its_bounds_is_refused(api: Api) -> None:
         )
         assert response.status_code == 422, response.text
         assert "scope_alpha" in response.text
+
+
+def test_explain_names_the_words_behind_the_category(shipped_api: Api) -> None:
+    body = _predict(shipped_api, product_name=SUSU, explain=True)
+    explanation = body["explanation"]
+    assert isinstance(explanation, dict)
+    assert explanation["category"] == body["predicted_category"] == "Susu"
+    supporting = [item["term"] for item in explanation["supporting"]]
+    assert "susu" in supporting[:3], explanation
+    contributions = [item["contribution"] for item in explanation["supporting"]]
+    assert contributions == sorted(contributions, reverse=True) and contributions[-1] > 0
+    assert all(item["contribution"] < 0 for item in explanation["opposing"])
+    # Every term is a word or word pair of the name, never a character fragment.
+    words = set(SUSU.split()) | {"250", "ml", "250 ml", "coklat 250", "ultra coklat", "susu ultra"}
+    assert {i["term"] for i in explanation["supporting"] + explanation["opposing"]} <= words
+    assert "explanation" not in _predict(shipped_api, product_name=SUSU)
+    response = shipped_api.post("/predict/", json={"product_name": SUSU, "explain": "yes"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "explain"]
+
+
+def test_metrics_show_scores_and_the_out_of_scope_share(shipped_api: Api) -> None:
+    def scrape() -> tuple[float, float, float | None]:
+        text = shipped_api.client.get("/metrics").text
+        scope = samples(text, "garoupa_prediction_scope_total")
+        outside = scope.get((("in_scope", "false"), ("model_version", "v1.0.0")), 0.0)
+        counts = samples(text, "garoupa_prediction_score_count")
+        count = counts.get((("model_version", "v1.0.0"),), 0.0)
+        share = samples(text, "garoupa_out_of_scope_share").get((("model_version", "v1.0.0"),))
+        return outside, count, share
+
+    outside_before, count_before, _ = scrape()
+    for name in [SUSU, SUSU, *FOREIGN[:2]]:
+        _predict(shipped_api, product_name=name)
+    shipped_api.post("/predict/batch", json={"product_names": [SUSU, FOREIGN[2]]})
+    outside, count, share = scrape()
+    assert outside - outside_before == 3
+    assert count - count_before == 6
+    assert share is not None and 0.0 < share <= 1.0

@@ -16,7 +16,8 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,8 +50,28 @@ class Metrics:
     predictions: Counter
     token_requests: Counter
     model_serving: Gauge
+    prediction_scope: Counter
+    prediction_score: Histogram
+    out_of_scope_share: Gauge
     # Labelled children looked up once per category: the hot path skips the label check.
     _prediction_children: dict[str, Counter] = field(default_factory=dict)
+    _drift: dict[str, _ScopeWindow] = field(default_factory=dict)
+    _drift_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def observe_scores(
+        self, version: str, scores: Sequence[float], in_scope: Sequence[bool]
+    ) -> None:
+        """Record served scores and scope outcomes of `version` (the drift signal)."""
+        with self._drift_lock:
+            window = self._drift.get(version)
+            if window is None:
+                window = self._drift[version] = _ScopeWindow(
+                    histogram=self.prediction_score.labels(label_value(version)),
+                    inside=self.prediction_scope.labels(label_value(version), "true"),
+                    outside=self.prediction_scope.labels(label_value(version), "false"),
+                    share=self.out_of_scope_share.labels(label_value(version)),
+                )
+            window.add(scores, in_scope)
 
     def count_prediction(self, category: str, n: int = 1) -> None:
         """Count a predicted category (`n` times, for a batch)."""
@@ -79,6 +100,39 @@ class Metrics:
         for collector in collectors:
             registry.register(collector)
         return generate_latest(registry)
+
+
+# Predictions the rolling out-of-scope share of one worker is taken over.
+DRIFT_WINDOW = 1000
+
+
+@dataclass
+class _ScopeWindow:
+    """One version's score histogram, scope counters and rolling out-of-scope share."""
+
+    histogram: Histogram
+    inside: Counter
+    outside: Counter
+    share: Gauge
+    recent: deque[bool] = field(default_factory=lambda: deque(maxlen=DRIFT_WINDOW))
+    out_of_scope: int = 0
+
+    def add(self, scores: Sequence[float], in_scope: Sequence[bool]) -> None:
+        recent = self.recent
+        outside = 0
+        for score, scoped in zip(scores, in_scope, strict=True):
+            self.histogram.observe(score)
+            if len(recent) == recent.maxlen and not recent[0]:
+                self.out_of_scope -= 1
+            recent.append(scoped)
+            if not scoped:
+                outside += 1
+        self.out_of_scope += outside
+        if outside:
+            self.outside.inc(outside)
+        if len(scores) > outside:
+            self.inside.inc(len(scores) - outside)
+        self.share.set(self.out_of_scope / len(recent))
 
 
 _lock = threading.Lock()
@@ -146,6 +200,27 @@ def _create_metrics() -> Metrics:
             "1 for the model version a live worker serves (max over workers).",
             ["version"],
             multiprocess_mode="livemax",
+            registry=None,
+        ),
+        prediction_scope=Counter(
+            "garoupa_prediction_scope_total",
+            "Predictions by model version and whether the name was in scope.",
+            ["model_version", "in_scope"],
+            registry=None,
+        ),
+        prediction_score=Histogram(
+            "garoupa_prediction_score",
+            "Served prediction scores (the top category's probability) by model version.",
+            ["model_version"],
+            buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0),
+            registry=None,
+        ),
+        out_of_scope_share=Gauge(
+            "garoupa_out_of_scope_share",
+            f"Share of the last {DRIFT_WINDOW} predictions of a worker that were out of "
+            "scope, by model version (the most recently updated live worker's).",
+            ["model_version"],
+            multiprocess_mode="livemostrecent",
             registry=None,
         ),
     )

@@ -102,17 +102,21 @@ class CharWbNgrams:
 
     def __call__(self, doc: str) -> dict[int, int]:
         """In-vocabulary n-gram counts of a preprocessed document, keyed by global column."""
-        word_columns = self.word_columns
         columns: list[int] = []
         for word in _WHITE_SPACES.sub(" ", doc).split():
-            cached = word_columns.get(word)
-            if cached is None:
-                cached = self._columns(word)
-                if len(word_columns) >= _WORD_CACHE_SIZE:
-                    word_columns.clear()
-                word_columns[word] = cached
-            columns.extend(cached)
+            columns.extend(self.columns_of(word))
         return Counter(columns)
+
+    def columns_of(self, word: str) -> tuple[int, ...]:
+        """In-vocabulary columns of one word's n-grams, repeated per occurrence (memoised)."""
+        word_columns = self.word_columns
+        cached = word_columns.get(word)
+        if cached is None:
+            cached = self._columns(word)
+            if len(word_columns) >= _WORD_CACHE_SIZE:
+                word_columns.clear()
+            word_columns[word] = cached
+        return cached
 
     def _columns(self, word: str) -> tuple[int, ...]:
         """In-vocabulary columns of one word's n-grams, repeated per occurrence."""

@@ -56,6 +56,13 @@ class Head(ABC):
         proba: np.ndarray = self(z[None, :])[0]
         return proba
 
+    def evidence(self) -> np.ndarray | None:
+        """(n_outputs, n_classes) map from outputs to each class's evidence; None = identity.
+
+        Evidence rises with the class's probability; `app.ml.explain` credits it to terms.
+        """
+        return None
+
 
 def _softmax_rows(z: np.ndarray) -> np.ndarray:
     # scipy's softmax arithmetic without its per-call overhead (~5 us).
@@ -107,6 +114,10 @@ class BinaryLogistic(Head):
     """Two-class logistic models: one output, the log-odds of ``classes[1]``."""
 
     kind = "binary_logistic"
+
+    def evidence(self) -> np.ndarray:
+        """The log-odds split evenly: half against ``classes[0]``, half for ``classes[1]``."""
+        return np.array([[-0.5, 0.5]])
 
     def __call__(self, z: np.ndarray) -> np.ndarray:
         """``[1 - sigmoid(z), sigmoid(z)]`` per row."""
@@ -164,6 +175,17 @@ class SigmoidEnsemble(Head):
                 for m in self.members
             ],
         }
+
+    def evidence(self) -> np.ndarray:
+        """Each member's Platt-scaled score of a class, averaged over members."""
+        n_outputs = 1 + max(int(m.columns.max()) for m in self.members)
+        matrix = np.zeros((n_outputs, self.n_classes))
+        for m in self.members:
+            # A member's probability is expit(-(a z + b)): it rises with -a z.
+            matrix[m.columns, m.class_idx] -= m.a / len(self.members)
+        if self.n_classes == 2:
+            matrix[:, 0] = -matrix[:, 1]
+        return matrix
 
     def __call__(self, z: np.ndarray) -> np.ndarray:
         """Mean over members of their normalised sigmoid probabilities."""

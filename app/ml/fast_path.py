@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from app.ml.explain import Explainer, Explanation
 from app.ml.fast_features import Featurizer
 from app.ml.fast_heads import Head
 from app.ml.scope import ScopeModel
@@ -77,6 +78,7 @@ class FastScorer:
         self._bias = parts.bias
         self._head = parts.head
         self._scope = parts.scope
+        self._explainer: Explainer | None = None
         self.classes: np.ndarray = parts.classes
 
     @classmethod
@@ -93,15 +95,29 @@ class FastScorer:
 
     def score_one(self, name: str) -> tuple[np.ndarray, float]:
         """One name's class probabilities (1-D) and its scope factor (1.0 when in scope)."""
+        proba, factor, _, _ = self._score_one(name)
+        return proba, factor
+
+    def _score_one(self, name: str) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
         cols, values, _, coverage = self._features.rows((name,))
         # Gathering ~100 weight rows beats building a sparse matrix for one name.
         z = values @ self._weights[cols] + self._bias
         proba = self._head.one(z)
         if self._scope is None:
-            return proba, 1.0
+            return proba, 1.0, cols, values
         factor = float(self._scope.factor(coverage)[0])
         proba *= factor
-        return proba, factor
+        return proba, factor, cols, values
+
+    def explain_one(self, name: str) -> tuple[np.ndarray, float, Explanation]:
+        """`score_one` plus the terms that raised and lowered the predicted category's score."""
+        explainer = self._explainer
+        if explainer is None:
+            explainer = self._explainer = Explainer(
+                self._features.blocks, self._weights, self._head.evidence()
+            )
+        proba, factor, cols, values = self._score_one(name)
+        return proba, factor, explainer.explain(name, cols, values, proba, self.classes)
 
     def predict_proba_many(self, names: Sequence[str]) -> np.ndarray:
         """Class probabilities for many names (2-D, rows follow ``names``)."""

@@ -73,6 +73,12 @@ class PredictionRequest(BaseModel):
     )
     top_k: int = Field(default=1, ge=1, le=20, description="How many ranked categories to return.")
     min_score: MinScore = None
+    explain: bool = Field(
+        default=False,
+        strict=True,
+        description="Add `explanation`: the terms of the name that raised and lowered "
+        "the predicted category's score.",
+    )
 
 
 class BatchPredictionRequest(BaseModel):
@@ -100,6 +106,29 @@ class CategoryScore(BaseModel):
     score: float = Field(ge=0, le=1)
 
 
+class TermContribution(BaseModel):
+    """A word or word pair of the name and how much it moved the score (logit units)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    term: str
+    contribution: float
+
+
+class Explanation(BaseModel):
+    """Why the name got its category, read from the linear model's weights."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    category: str
+    supporting: list[TermContribution] = Field(
+        description="Terms that raised the category's score most, strongest first."
+    )
+    opposing: list[TermContribution] = Field(
+        description="Terms that lowered it most, strongest first."
+    )
+
+
 class PredictionResponse(BaseModel):
     """The most likely category, its probability, and the top-k ranking."""
 
@@ -109,6 +138,11 @@ class PredictionResponse(BaseModel):
     top_k: list[CategoryScore]
     in_scope: bool = Field(description=_IN_SCOPE)
     needs_review: bool = Field(description=_NEEDS_REVIEW)
+    explanation: Explanation | None = Field(
+        default=None,
+        description="Present when the request set `explain` (and the version has a fast "
+        "scorer, as every version trained by this release does).",
+    )
 
 
 class BatchItem(BaseModel):

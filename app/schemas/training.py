@@ -68,6 +68,12 @@ class TrainingRequest(BaseModel):
     include_feedback: bool = Field(default=True, description="Add every stored feedback label.")
     activate: bool = Field(default=True, description="Serve the new version when it is trained.")
     test_size: float = Field(default=0.2, ge=0.05, le=0.5, description="Stratified hold-out share.")
+    refit: bool = Field(
+        default=True,
+        strict=True,
+        description="After measuring on the hold-out, fit the same pipeline on every row and "
+        "serve that one (false: serve the pipeline fitted without the hold-out).",
+    )
 
 
 class TrainingAccepted(BaseModel):

@@ -57,6 +57,8 @@ def compare_with_active(
         seen = fitted_texts(
             registry.training_data(active),
             float(active.metrics.get("test_size", DEFAULT_TEST_SIZE)),
+            # Versions from before refitting existed record no flag: they were not refitted.
+            refit=bool(active.metrics.get("refit", False)),
         )
     except (ArtifactError, DatasetError, ValueError) as exc:
         raise TrainingError(

@@ -125,6 +125,7 @@ def execute_job(
                 params=fixed,
                 grid=grid or None,
                 test_size=plan.test_size,
+                refit=plan.refit,
                 progress=report,
             )
             report("save")

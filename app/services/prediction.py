@@ -14,7 +14,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +28,7 @@ from app.crud import model_version as crud
 from app.db.models import ModelVersion
 from app.ml.artifacts import ArtifactError, load_artifact, verify_artifact
 from app.ml.dataset import read_csv
+from app.ml.explain import Explanation
 from app.ml.fast_path import FastScorer
 from app.ml.scope import in_scope
 from app.ml.scorer_bundle import BundleError, load_bundle
@@ -52,6 +53,8 @@ class Ranked:
     top_k: list[tuple[str, float]]
     # False when the name's words are unlike the training data's (app/ml/scope.py).
     in_scope: bool = True
+    # Asked for with `explain`; None when not asked or the version has no fast scorer.
+    explanation: Explanation | None = None
 
 
 @dataclass(frozen=True)
@@ -86,9 +89,20 @@ class ServingModel:
             return one[None, :], np.array([factor_one])
         return self.scorer.score_many(names)
 
+    def explain(self, name: str, top_k: int = 1) -> Ranked:
+        """`rank` of one name, with the terms behind its category when a scorer serves."""
+        if self.scorer is None:
+            return self.rank([name], top_k)[0]
+        proba, factor, explanation = self.scorer.explain_one(name)
+        ranked = self._ranked(proba[None, :], np.array([factor]), top_k)[0]
+        return replace(ranked, explanation=explanation)
+
     def rank(self, names: Sequence[str], top_k: int = 1) -> list[Ranked]:
         """The top `top_k` categories of each name, best first."""
         proba, factor = self.probabilities(names)
+        return self._ranked(proba, factor, top_k)
+
+    def _ranked(self, proba: np.ndarray, factor: np.ndarray, top_k: int) -> list[Ranked]:
         accepted = in_scope(factor)
         k = min(top_k, proba.shape[1])
         if k == 1:
@@ -149,15 +163,24 @@ class PredictionService:
             raise ModelNotReady()
         return model
 
-    def predict(self, names: Sequence[str], top_k: int = 1) -> Predictions:
-        """Rank each name's top `top_k` categories; ModelNotReady (503) without a model."""
+    def predict(self, names: Sequence[str], top_k: int = 1, explain: bool = False) -> Predictions:
+        """Rank each name's top `top_k` categories; ModelNotReady (503) without a model.
+
+        With `explain` (one name only), the answer says which terms made its category.
+        """
         model = self.require_model()
-        ranked = model.rank(names, top_k)
+        if explain and len(names) == 1:
+            ranked = [model.explain(names[0], top_k)]
+        else:
+            ranked = model.rank(names, top_k)
         if len(ranked) == 1:
             self._metrics.count_prediction(ranked[0].category)
         else:
             for category, count in Counter(r.category for r in ranked).items():
                 self._metrics.count_prediction(category, count)
+        self._metrics.observe_scores(
+            model.version, [r.score for r in ranked], [r.in_scope for r in ranked]
+        )
         return Predictions(model.version, ranked, model.review_threshold)
 
     def sync(self, *, wait_for_loads: bool = False) -> bool:

@@ -93,6 +93,7 @@ class TrainingJobService:
             include_feedback=request.include_feedback,
             activate=request.activate,
             test_size=request.test_size,
+            refit=request.refit,
         )
         job = self.create(plan, source="api", requested_by=requested_by)
         try:
@@ -112,6 +113,7 @@ class TrainingJobService:
         include_feedback: bool = True,
         activate: bool = True,
         test_size: float = DEFAULT_TEST_SIZE,
+        refit: bool = True,
     ) -> tuple[TrainingPlan, Dataset, list[str]]:
         """Validate a request fully (path, file, options, resulting data) before any job exists.
 
@@ -135,6 +137,7 @@ class TrainingJobService:
             include_feedback=include_feedback,
             activate=activate,
             test_size=test_size,
+            refit=refit,
         )
         try:
             dataset, _ = assemble_dataset(self._session, self._settings.model_dir, plan)

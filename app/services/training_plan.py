@@ -36,6 +36,8 @@ class TrainingPlan:
     include_feedback: bool
     activate: bool
     test_size: float = DEFAULT_TEST_SIZE
+    # Refit on every row after the hold-out evaluation (the served model sees all data).
+    refit: bool = True
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> TrainingPlan:

@@ -14,6 +14,7 @@ from app.schemas.prediction import (
     BatchPredictionRequest,
     BatchPredictionResponse,
     CategoryScore,
+    Explanation,
     PredictionRequest,
     PredictionResponse,
 )
@@ -36,10 +37,14 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 @router.post(
     "/",
     response_model=PredictionResponse,
+    # `explanation` appears only when asked for.
+    response_model_exclude_none=True,
     summary="Predict one product's category",
     responses=_ERRORS,
 )
-@router.post("", response_model=PredictionResponse, include_in_schema=False)
+@router.post(
+    "", response_model=PredictionResponse, response_model_exclude_none=True, include_in_schema=False
+)
 async def predict(
     body: PredictionRequest,
     _: PredictScope,
@@ -52,9 +57,10 @@ async def predict(
     """
     # The hottest route: scoring, tens of microseconds on the fast path, runs
     # inline rather than paying for the hop to a worker thread.
-    result = predictions.predict([body.product_name], body.top_k)
+    result = predictions.predict([body.product_name], body.top_k, body.explain)
     ranked = result.ranked[0]
     threshold = review_threshold(body.min_score, settings, result)
+    explanation = ranked.explanation
     return PredictionResponse(
         predicted_category=ranked.category,
         prediction_score=ranked.score,
@@ -62,6 +68,7 @@ async def predict(
         top_k=[CategoryScore(category=c, score=s) for c, s in ranked.top_k],
         in_scope=ranked.in_scope,
         needs_review=result.needs_review(ranked, threshold),
+        explanation=None if explanation is None else Explanation.model_validate(explanation),
     )
 
 
