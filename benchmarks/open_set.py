@@ -279,12 +279,23 @@ def flagged_table(rows: Sequence[Result]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _time_pass(scorer: FastScorer, names: Sequence[str]) -> float:
-    """Mean µs per name of one pass of single-name calls."""
-    t0 = time.perf_counter()
-    for name in names:
-        scorer.predict_proba_one(name)
-    return (time.perf_counter() - t0) / len(names) * 1e6
+def _time_pass(scorers: Sequence[FastScorer], names: Sequence[str]) -> list[float]:
+    """Mean µs per name of each scorer over one pass, the calls for one name back to back.
+
+    Each name is scored by every scorer in turn, starting with a different one per
+    name, so a burst of other work on the shared machine lands on all of them
+    alike instead of on whichever scorer happened to be running.
+    """
+    clock = time.perf_counter
+    k = len(scorers)
+    spent = [0.0] * k
+    for i, name in enumerate(names):
+        for j in range(k):
+            which = (i + j) % k
+            t0 = clock()
+            scorers[which].predict_proba_one(name)
+            spent[which] += clock() - t0
+    return [s / len(names) * 1e6 for s in spent]
 
 
 @dataclass(frozen=True)
@@ -294,7 +305,10 @@ class FastPathCost:
     off_us: float  # median over passes of µs/name, scope_alpha=0
     on_us: float  # the same with the scope test
     paired_us: float  # median over passes of (on - off) within the same pass
-    calls: int  # calls per pass and per scorer
+    spread_us: tuple[float, float]  # smallest and largest per-pass (on - off)
+    null_us: float  # median over passes of (second off scorer - off): the noise floor
+    null_spread_us: tuple[float, float]
+    calls: int  # names per pass, each scored by every scorer
     arithmetic_us: float  # median over passes of the scope step alone, µs/name
     max_diff: float  # max |fast - pipeline| with the test
 
@@ -302,9 +316,15 @@ class FastPathCost:
 def fast_path_cost(
     pipeline: OpenSetPipeline, case: Case, alpha: float, passes: int
 ) -> FastPathCost:
-    """Time ``predict_proba_one`` over the in-scope test names, scope test off and on."""
+    """Time ``predict_proba_one`` over the in-scope test names, scope test off and on.
+
+    A second scorer without the test, timed alongside, shows how far two
+    identical scorers drift apart on this machine: the floor under which a cost
+    cannot be read.
+    """
     set_scope(pipeline, case, 0.0)
     off = FastScorer.from_pipeline(pipeline)
+    off_again = FastScorer.from_pipeline(pipeline)
     set_scope(pipeline, case, alpha)
     on = FastScorer.from_pipeline(pipeline)
     expected = pipeline.predict_proba(case.x_test)
@@ -313,37 +333,38 @@ def fast_path_cost(
         float(np.abs(on.predict_proba_one(name) - expected[i]).max())
         for i, name in enumerate(case.x_test)
     )
-    _time_pass(off, case.x_test)
-    # A pass of a few thousand calls at least, so the timer and scheduler ticks stay small.
+    scorers = (off, on, off_again)
+    _time_pass(scorers, case.x_test)
+    # A pass of a few thousand names at least, so the timer and scheduler ticks stay small.
     names = list(case.x_test) * max(1, -(-MIN_CALLS_PER_PASS // len(case.x_test)))
-    off_us: list[float] = []
-    on_us: list[float] = []
+    per_pass: list[list[float]] = []
     gc_was_enabled = gc.isenabled()
-    gc.disable()  # as timeit does: a collection would land in one scorer's pass only
+    gc.disable()  # as timeit does: a collection would land on one scorer's call only
     try:
-        for i in range(passes):
-            # Back to back, first one then the other, so drift on a noisy machine
-            # hits both alike; the (on - off) of each pass is what the cost is read from.
-            if i % 2:
-                on_us.append(_time_pass(on, names))
-                off_us.append(_time_pass(off, names))
-            else:
-                off_us.append(_time_pass(off, names))
-                on_us.append(_time_pass(on, names))
+        for _ in range(passes):
+            per_pass.append(_time_pass(scorers, names))
     finally:
         if gc_was_enabled:
             gc.enable()
     arithmetic_us = _scope_arithmetic_us(on, case.x_test, passes)
+    off_us = [p[0] for p in per_pass]
+    on_us = [p[1] for p in per_pass]
     logger.info(
-        "%s: fast path µs/name per pass, off %s / on %s",
+        "%s: fast path µs/name per pass, off %s / on %s / off again %s",
         case.title,
         ", ".join(f"{v:.1f}" for v in off_us),
         ", ".join(f"{v:.1f}" for v in on_us),
+        ", ".join(f"{p[2]:.1f}" for p in per_pass),
     )
+    cost = [p[1] - p[0] for p in per_pass]
+    null = [p[2] - p[0] for p in per_pass]
     return FastPathCost(
         off_us=statistics.median(off_us),
         on_us=statistics.median(on_us),
-        paired_us=statistics.median(b - a for a, b in zip(off_us, on_us, strict=True)),
+        paired_us=statistics.median(cost),
+        spread_us=(min(cost), max(cost)),
+        null_us=statistics.median(null),
+        null_spread_us=(min(null), max(null)),
         calls=len(names),
         arithmetic_us=arithmetic_us,
         max_diff=max_diff,
@@ -407,14 +428,20 @@ def run_case(
         cost = fast_path_cost(pipeline, case, DEFAULT_SCOPE_ALPHA, passes)
         out(
             f"\nFast path (`FastScorer.predict_proba_one`, warm, {passes} passes of "
-            f"{cost.calls:,} calls cycling over the {len(case.x_test):,} in-scope test names, "
-            f"medians; max |fast − pipeline| with the test {cost.max_diff:.1e}):\n\n"
+            f"{cost.calls:,} names cycling over the {len(case.x_test):,} in-scope test names, "
+            "each name scored by every scorer back to back; medians; "
+            f"max |fast − pipeline| with the test {cost.max_diff:.1e}):\n\n"
             "| scope test | µs/name |\n|---|---:|\n"
             f"| off (scope_alpha=0) | {cost.off_us:.1f} |\n"
             f"| on (scope_alpha={DEFAULT_SCOPE_ALPHA:g}) | {cost.on_us:.1f} |\n"
             f"| difference of the medians | {cost.on_us - cost.off_us:+.1f} |\n"
             f"| median of the per-pass differences (target ≤ +{MAX_FAST_PATH_COST_US:g}) "
             f"| {cost.paired_us:+.1f} {_mark(cost.paired_us <= MAX_FAST_PATH_COST_US)} |\n"
+            f"| smallest / largest per-pass difference "
+            f"| {cost.spread_us[0]:+.1f} / {cost.spread_us[1]:+.1f} |\n"
+            f"| noise floor: a second scorer without the test − the first, median "
+            f"(smallest / largest) | {cost.null_us:+.1f} ({cost.null_spread_us[0]:+.1f} / "
+            f"{cost.null_spread_us[1]:+.1f}) |\n"
             f"| the scope step alone (`ScopeModel.factor` + multiply) "
             f"| {cost.arithmetic_us:.1f} |\n"
         )

@@ -74,6 +74,8 @@ NO_DATABASE_MODULES = {
     "test_fast_path",
     "test_pipeline_quality",
     "test_shipped_data",
+    "test_scope",
+    "test_calibration_folds",
 }
 
 

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import log_softmax, softmax
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
@@ -148,7 +148,7 @@ def _fit_matrix(
 class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     """LinearSVC whose scores are mapped to probabilities by a map fitted out-of-fold.
 
-    ``fit`` runs ``cv``-fold cross_val_predict to get unbiased decision scores,
+    ``fit`` scores each row by an SVC fitted on the other ``cv`` - 1 folds,
     fits the calibration map on them (``calibration``: one temperature, per-class
     scale+bias, a full affine "matrix" stacker, or the arg-max preserving
     "adaptive" temperature), then refits the LinearSVC on all rows. With
@@ -186,8 +186,8 @@ class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             random_state=self.random_state,
         )
 
-    def fit(self, X: Any, y: Any) -> CalibratedLinearSVC:
-        """Fit the calibration map on out-of-fold scores, then the SVC on all rows."""
+    def encode(self, y: Any) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+        """Classes, encoded labels and the stratified folds `fit` scores out of fold."""
         if self.calibration not in CALIBRATION_METHODS:
             raise ValueError(
                 f"calibration must be one of {CALIBRATION_METHODS}, got {self.calibration!r}"
@@ -204,10 +204,27 @@ class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
                 "every class needs at least 2 training rows for out-of-fold calibration"
             )
         folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=self.random_state)
+        return classes, y_enc, list(folds.split(np.zeros(y_enc.shape[0]), y_enc))
+
+    def fold_scores(self, X_fit: Any, y_fit: np.ndarray, X_held: Any) -> np.ndarray:
+        """Decision scores of `X_held` by an SVC fitted on one fold's other rows."""
+        return score_matrix(self._make_svc().fit(X_fit, y_fit).decision_function(X_held))
+
+    def fit(self, X: Any, y: Any, oof_scores: np.ndarray | None = None) -> CalibratedLinearSVC:
+        """Fit the calibration map on out-of-fold scores, then the SVC on all rows.
+
+        `oof_scores` are the scores `encode`'s folds give, computed by the caller
+        (`OpenSetPipeline` refits the features per fold, which X alone cannot);
+        without them the folds share X's features.
+        """
+        classes, y_enc, folds = self.encode(y)
         svc = self._make_svc()
-        oof = score_matrix(
-            cross_val_predict(clone(svc), X, y_enc, cv=folds, method="decision_function")
-        )
+        if oof_scores is None:
+            oof = np.zeros((y_enc.shape[0], 1 if classes.shape[0] == 2 else classes.shape[0]))
+            for fit_rows, held in folds:
+                oof[held] = self.fold_scores(X[fit_rows], y_enc[fit_rows], X[held])
+        else:
+            oof = score_matrix(oof_scores)
         n_classes = classes.shape[0]
         theta: np.ndarray | None = None
         if self.calibration == "adaptive":

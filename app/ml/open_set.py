@@ -18,6 +18,8 @@ from sklearn.model_selection import KFold
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.utils.validation import check_is_fitted
 
+from app.ml.calibration import CalibratedLinearSVC
+from app.ml.fold_features import FoldFeaturesUnsupported, fold_matrices
 from app.ml.scope import ScopeModel, coverage, in_scope
 
 __all__ = ["OpenSetPipeline", "out_of_fold_coverage", "word_coverage", "word_vectorizers"]
@@ -109,10 +111,39 @@ class OpenSetPipeline(Pipeline):  # type: ignore[misc]
         self.scope_alpha = scope_alpha
 
     def fit(self, X: Any, y: Any = None, **params: Any) -> OpenSetPipeline:
-        """Fit the steps, then the scope test on out-of-fold coverage."""
-        super().fit(X, y, **params)
-        self.fit_scope(X)
-        return self
+        """Fit the features, the classifier (calibrated out of fold) and the scope test."""
+        if params:
+            raise TypeError(f"unexpected fit parameters: {', '.join(params)}")
+        texts = list(X)
+        matrix = self.steps[0][1].fit_transform(texts)
+        return self.fit_classifier(texts, matrix, y)
+
+    def fit_classifier(self, texts: Sequence[str], matrix: Any, y: Any) -> OpenSetPipeline:
+        """Fit the classifier on the fitted features' `matrix`, then the scope test.
+
+        A CalibratedLinearSVC gets its out-of-fold scores from features refitted
+        per fold (`app.ml.fold_features`), so its calibration sees held-out names
+        as the served model will see new ones.
+        """
+        clf = self.steps[-1][1]
+        if type(clf) is CalibratedLinearSVC:
+            clf.fit(matrix, y, oof_scores=self._fold_scores(clf, texts, y))
+        else:
+            clf.fit(matrix, y)
+        return self.fit_scope(texts)
+
+    def _fold_scores(
+        self, clf: CalibratedLinearSVC, texts: Sequence[str], y: Any
+    ) -> np.ndarray | None:
+        classes, y_enc, folds = clf.encode(y)
+        width = 1 if classes.shape[0] == 2 else classes.shape[0]
+        scores = np.zeros((len(texts), width))
+        try:
+            for fit_rows, held, x_fit, x_held in fold_matrices(self.steps[0][1], texts, folds):
+                scores[held] = clf.fold_scores(x_fit, y_enc[fit_rows], x_held)
+        except FoldFeaturesUnsupported:
+            return None
+        return scores
 
     def fit_scope(self, texts: Sequence[str]) -> OpenSetPipeline:
         """Fit only the scope test, for a pipeline whose steps are already fitted."""

@@ -168,11 +168,12 @@ def fit_model(
         progress("fit + calibrate")
         started = time.perf_counter()
         try:
-            pipeline.named_steps["clf"].fit(matrix, y_train)
+            if isinstance(pipeline, OpenSetPipeline):
+                pipeline.fit_classifier(x_train, matrix, y_train)
+            else:
+                pipeline.named_steps["clf"].fit(matrix, y_train)
         except ValueError as exc:
             raise TrainingError(f"fit failed: {exc}") from None
-        if isinstance(pipeline, OpenSetPipeline):
-            pipeline.fit_scope(x_train)
         timings["fit + calibrate"] = time.perf_counter() - started
 
     progress("evaluate")
