@@ -33,7 +33,7 @@ def activation_blockers(
         reasons.append(
             f"macro-F1 {comparison.new_macro_f1:.4f} is more than MAX_F1_DROP "
             f"{settings.max_f1_drop:.4f} below the active {comparison.active_version}'s "
-            f"{comparison.active_macro_f1:.4f} on the same hold-out ({comparison.rows} rows)"
+            f"{comparison.active_macro_f1:.4f} {comparison.describe()}"
         )
     return reasons
 
@@ -65,4 +65,11 @@ def compare_with_active(
             f"the active version {active.version} could not be scored on the new hold-out "
             f"({exc}); activate the new version by hand if it is better"
         ) from None
-    return compare_on_holdout(trained, pipeline, active.version, seen)
+    recorded = active.metrics.get("macro_f1")
+    return compare_on_holdout(
+        trained,
+        pipeline,
+        active.version,
+        seen,
+        float(recorded) if isinstance(recorded, int | float) else None,
+    )
