@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from app.core.config import Settings
 from app.ml.dataset import read_csv
 from app.ml.evaluation import split_holdout
@@ -50,3 +52,23 @@ def test_refit_must_be_a_boolean(api: Api) -> None:
     response = api.client.post("/training/", json={"refit": "no"}, headers=token)
     assert response.status_code == 422, response.text
     assert response.json()["detail"][0]["loc"] == ["body", "refit"]
+
+
+def test_a_refitted_version_is_compared_through_the_pipeline_it_was_measured_with(
+    settings: Settings,
+) -> None:
+    assert run_train(settings, "--data", str(TINY_CSV)).returncode == 0
+    again = run_train(settings, "--data", str(TINY_CSV))
+    assert again.returncode == 0, again.stderr
+    rows = {row.version: row for row in registry_rows(settings)}
+    first = rows["v1.0.0"].metrics
+    kept = settings.model_dir / first["holdout_artifact"]["file"]
+    assert kept.name == "v1.0.0.holdout.joblib"
+    assert hashlib.sha256(kept.read_bytes()).hexdigest() == first["holdout_artifact"]["sha256"]
+    # The same recipe on the same rows: compared on the hold-out v1.0.0's measured
+    # pipeline never saw, it is no worse, so it serves.
+    second = rows["v1.0.1"].metrics
+    assert second["active_version_compared"] == "v1.0.0"
+    assert second["same_holdout_unseen_only"] is True
+    assert second["new_macro_f1_same_holdout"] == second["active_macro_f1_same_holdout"]
+    assert rows["v1.0.1"].is_active

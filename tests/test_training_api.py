@@ -70,7 +70,7 @@ def test_full_lifecycle_upload_train_poll_serve_roll_back(api: Api) -> None:
     assert accepted["status_url"] == f"/training/{accepted['job_id']}"
     job = api.wait(accepted["job_id"])
     assert job["status"] == "succeeded", job["error"]
-    assert job["produced_version"] == "v1.0.1" and job["activated"] is True
+    assert job["produced_version"] == "v1.0.1" and job["activated"] is True, job["message"]
     assert job["source"] == "api" and job["requested_by"] == "svc"
     assert job["duration_seconds"] > 0 and job["percent"] == 100
     # Base rows (78) plus the 20 new ones, none shared.

@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     # not activated, so a bad upload cannot replace a good model.
     min_macro_f1: float = Field(default=0.0, ge=0, le=1)
     # Nor is one whose hold-out macro-F1 is more than this below the active version's
-    # on hold-out rows neither has seen: a retrain must not silently make the service worse.
+    # on the same hold-out rows: a retrain must not silently make the service worse.
     max_f1_drop: float = Field(default=0.01, ge=0, le=1)
     # Wall-clock limit of one training job; its process is then killed and the job failed.
     training_timeout_seconds: float = Field(default=3600.0, gt=0, le=7 * 24 * 3600)

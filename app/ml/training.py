@@ -233,69 +233,45 @@ def fitted_texts(dataset: Dataset, test_size: float, refit: bool = False) -> set
     return set(x_train)
 
 
-# Fewer hold-out rows unseen by the active version than this make a same-rows
-# comparison noise; the versions' own hold-out scores are compared instead.
-MIN_COMPARISON_ROWS = 30
-
-
 @dataclass(frozen=True)
 class HoldoutComparison:
-    """The new model's macro-F1 beside the active version's, and what they were measured on."""
+    """The new model and the active version scored on the same hold-out rows."""
 
     active_version: str
     active_macro_f1: float
     new_macro_f1: float
     rows: int
-    # "same rows": both scored on the new hold-out's rows the active version was
-    # not fitted on. "own hold-out": too few such rows (a refitted active version
-    # has seen every row of its data), so each version's own hold-out score.
-    basis: str
-
-    def describe(self) -> str:
-        """Where the two numbers come from, for the job's message."""
-        if self.basis == "same rows":
-            return f"on the same {self.rows} hold-out rows"
-        return f"on their own hold-outs ({self.rows} rows for the new version)"
+    # False when every hold-out row was one the active version was fitted on, so the
+    # whole hold-out is used (which flatters the active version: the safe side).
+    unseen_only: bool
 
     def as_metrics(self) -> dict[str, Any]:
         """The comparison as the job's and the version's metrics record it."""
         return {
             "active_version_compared": self.active_version,
-            "active_macro_f1_compared": self.active_macro_f1,
-            "new_macro_f1_compared": self.new_macro_f1,
-            "compared_rows": self.rows,
-            "comparison_basis": self.basis,
+            "active_macro_f1_same_holdout": self.active_macro_f1,
+            "new_macro_f1_same_holdout": self.new_macro_f1,
+            "same_holdout_rows": self.rows,
+            "same_holdout_unseen_only": self.unseen_only,
         }
 
 
 def compare_on_holdout(
-    trained: TrainedModel,
-    active: Any,
-    active_version: str,
-    active_fitted: set[str],
-    active_recorded_f1: float | None = None,
+    trained: TrainedModel, active: Any, active_version: str, active_fitted: set[str]
 ) -> HoldoutComparison:
-    """Compare `trained` with the `active` pipeline on rows neither was fitted on.
+    """Score `trained` and the `active` pipeline on the same rows of `trained`'s hold-out.
 
-    Rows of `trained`'s hold-out that the active version was fitted on are left
-    out: it would answer them from memory, and every retrain that keeps the base
-    data would look like a drop. When fewer than MIN_COMPARISON_ROWS remain, the
-    active version's recorded hold-out macro-F1 (`active_recorded_f1`) is set
-    against the new version's own.
+    Rows the active version was fitted on are left out: it would answer them from
+    memory, and every retrain that keeps the base data would look like a drop.
+    `active` is the active version's hold-out pipeline when it was refitted (a
+    refitted pipeline has seen every row of its data).
     """
     rows = [
         (text, label)
         for text, label in zip(trained.holdout_texts, trained.holdout_labels, strict=True)
         if text not in active_fitted
     ]
-    if len(rows) < MIN_COMPARISON_ROWS and active_recorded_f1 is not None:
-        return HoldoutComparison(
-            active_version=active_version,
-            active_macro_f1=float(active_recorded_f1),
-            new_macro_f1=float(trained.metrics["macro_f1"]),
-            rows=len(trained.holdout_texts),
-            basis="own hold-out",
-        )
+    unseen_only = bool(rows)
     if not rows:
         rows = list(zip(trained.holdout_texts, trained.holdout_labels, strict=True))
     texts = [text for text, _ in rows]
@@ -305,7 +281,7 @@ def compare_on_holdout(
         active_macro_f1=float(evaluate(active, texts, labels)["macro_f1"]),
         new_macro_f1=float(evaluate(trained.evaluated_pipeline, texts, labels)["macro_f1"]),
         rows=len(rows),
-        basis="same rows",
+        unseen_only=unseen_only,
     )
 
 

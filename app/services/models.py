@@ -76,6 +76,13 @@ class ModelRegistry:
         """Where `row`'s artifact lives."""
         return self._model_dir / row.artifact_file
 
+    def model_file(self, name: str) -> Path:
+        """A file of the model directory named in a version's record; ValueError otherwise."""
+        path = (self._model_dir / name).resolve()
+        if path.parent != self._model_dir.resolve():
+            raise ValueError(f"{name!r} is not a file of the model directory")
+        return path
+
     def list(self) -> Sequence[ModelVersion]:
         """Every version, newest first."""
         return crud.list_versions(self._session)
@@ -151,6 +158,15 @@ class ModelRegistry:
             artifact = self._model_dir / f"{name}.joblib"
             data_file = self._model_dir / f"{name}.train.csv"
             sha256 = save_artifact(trained.pipeline, artifact)
+            metrics = _recorded_metrics(trained)
+            if trained.holdout_pipeline is not None:
+                # A refitted version has seen all its rows; the pipeline fitted
+                # without its hold-out is what later versions are compared with.
+                holdout = self._model_dir / f"{name}.holdout.joblib"
+                metrics["holdout_artifact"] = {
+                    "file": holdout.name,
+                    "sha256": save_artifact(trained.holdout_pipeline, holdout),
+                }
             write_csv(trained.dataset, data_file)
             bundle = export_scorer(
                 trained.pipeline, self._model_dir, name, trained.dataset.texts, precision
@@ -170,7 +186,7 @@ class ModelRegistry:
                     data_rows=len(trained.dataset),
                     data_sha256=trained.dataset.sha256,
                     data_sources=trained.dataset.sources,
-                    metrics=_recorded_metrics(trained),
+                    metrics=metrics,
                     library_versions=library_versions(),
                     created_at=datetime.now(UTC),
                 )
