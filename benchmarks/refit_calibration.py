@@ -137,9 +137,10 @@ def main(argv: list[str] | None = None) -> int:
         texts, labels = load_dataset(path)
         print(f"\n### {name}\n")
         print(
-            "| rows | categories | model | macro-F1 | ECE | ECE, smallest quarter of categories |"
+            "| rows | categories | model | macro-F1 | ECE | ECE, smallest quarter "
+            "| ECE of perfect calibration, same rows |"
         )
-        print("|---:|---:|---|---:|---:|---:|")
+        print("|---:|---:|---|---:|---:|---:|---:|")
         for size in args.sizes:
             runs: dict[str, list[tuple[float, float, float, float]]] = {}
             n_categories = 0

@@ -15,6 +15,8 @@ numpy alone, like the rest of the serving path.
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
@@ -72,16 +74,17 @@ class Explainer:
 
     def explain(
         self,
-        name: str,
+        doc: str,
         columns: np.ndarray,
         values: np.ndarray,
+        rows: np.ndarray,
         proba: np.ndarray,
         classes: np.ndarray,
         limit: int = EXPLAIN_TERMS,
     ) -> Explanation:
-        """Explain `name`, whose feature `columns`/`values` scored `proba`."""
+        """Explain a name from its scoring: its preprocessed `doc`, feature `columns` and
+        `values`, their weight `rows` (``weights[columns]``) and its probabilities."""
         k = int(np.argmax(proba))
-        rows = np.asarray(self._weights[columns], dtype=np.float64)
         if self._evidence is not None:
             rows = rows @ self._evidence
         others = np.array(proba, dtype=np.float64)
@@ -93,56 +96,47 @@ class Explainer:
             others[:] = 1.0 / max(1, others.size - 1)
             others[k] = 0.0
         contributions = values * (rows[:, k] - rows @ others)
-        by_term = self._group(name, columns, contributions)
+        by_term = self._group(doc, columns.tolist(), contributions.tolist())
         ranked = sorted(by_term.items(), key=lambda item: item[1], reverse=True)
         supporting = [TermContribution(t, c) for t, c in ranked[:limit] if c > 0]
         opposing = [TermContribution(t, c) for t, c in reversed(ranked[-limit:]) if c < 0]
         return Explanation(str(classes[k]), supporting, opposing)
 
-    def _group(self, name: str, columns: np.ndarray, contributions: np.ndarray) -> dict[str, float]:
-        """Contributions summed per word or word pair of the name."""
+    def _group(self, doc: str, columns: list[int], contributions: list[float]) -> dict[str, float]:
+        """Contributions summed per word or word pair of the name.
+
+        Plain Python: a name has about a hundred features, too few for numpy's
+        per-call cost to pay off. The scorer lists a name's columns block by
+        block, so each block's are one slice, found by bisection.
+        """
         grouped: dict[str, float] = {}
-        docs: dict[object, str] = {}
+        words: list[str] | None = None
         for block in self._blocks:
             count = block.count
-            inside = (columns >= block.offset) & (columns < block.offset + len(count.vocabulary))
-            if not inside.any():
+            first = bisect_left(columns, block.offset)
+            last = bisect_left(columns, block.offset + len(count.vocabulary), first)
+            if first == last:
                 continue
-            mine, values = columns[inside], contributions[inside]
+            mine = dict(zip(columns[first:last], contributions[first:last], strict=True))
             if isinstance(count, CharWbNgrams):
-                doc = docs.get(block.preprocess)
-                if doc is None:
-                    doc = docs[block.preprocess] = block.preprocess(name)
-                _credit_words(count, doc.split(), mine, values, grouped)
-            else:
-                # Word n-grams are terms already; plain char n-grams may span words.
-                terms = self._term_list()
-                for column, value in zip(mine.tolist(), values.tolist(), strict=True):
-                    term = terms[column].strip()
-                    grouped[term] = grouped.get(term, 0.0) + value
+                words = doc.split() if words is None else words
+                _credit_words(count, words, mine, grouped)
+                continue
+            # Word n-grams are terms already; plain char n-grams may span words.
+            terms = self._term_list()
+            for column, value in mine.items():
+                term = terms[column].strip()
+                grouped[term] = grouped.get(term, 0.0) + value
         return grouped
 
 
 def _credit_words(
-    count: CharWbNgrams,
-    words: list[str],
-    columns: np.ndarray,
-    values: np.ndarray,
-    grouped: dict[str, float],
+    count: CharWbNgrams, words: list[str], share: dict[int, float], grouped: dict[str, float]
 ) -> None:
-    """Share each char_wb n-gram's contribution among the words it occurs in."""
+    """Share each char_wb n-gram's contribution equally among its occurrences in the words."""
     per_word = [count.columns_of(word) for word in words]
-    flat = np.fromiter(chain.from_iterable(per_word), dtype=np.intp)
-    if flat.size == 0:
-        return
-    owner = np.repeat(np.arange(len(words)), [len(c) for c in per_word])
-    # Every column of a word's n-grams is one of the name's features: find its position.
-    order = np.argsort(columns)
-    position = order[np.searchsorted(columns[order], flat)]
-    occurrences = np.bincount(position, minlength=columns.size)
-    credit = np.bincount(
-        owner, weights=values[position] / occurrences[position], minlength=len(words)
-    )
-    for word, value in zip(words, credit.tolist(), strict=True):
-        if value:
-            grouped[word] = grouped.get(word, 0.0) + value
+    occurrences = Counter(chain.from_iterable(per_word))
+    per_occurrence = {column: share[column] / n for column, n in occurrences.items()}
+    for word, columns in zip(words, per_word, strict=True):
+        if columns:
+            grouped[word] = grouped.get(word, 0.0) + sum(map(per_occurrence.__getitem__, columns))

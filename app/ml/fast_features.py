@@ -183,11 +183,15 @@ class Featurizer:
     def __init__(self, blocks: Sequence[Block]) -> None:
         self.blocks = tuple(blocks)
 
-    def rows(self, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[int], np.ndarray]:
+    def rows(
+        self, names: Sequence[str], docs: list[str] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, list[int], np.ndarray]:
         """CSR parts of the names' rows (column indices, values, row pointers) and word coverage.
 
         Word coverage is the share of each name's word n-grams found in the word
         blocks' vocabularies (`app.ml.scope`); it costs two additions per name.
+        With `docs`, each name's text as the char_wb blocks read it (preprocessed,
+        for `app.ml.explain`) is appended to it.
         """
         columns: list[int] = []
         counts: list[int] = []
@@ -197,12 +201,12 @@ class Featurizer:
         totals: list[int] = []
         for name in names:
             # Blocks usually share one preprocessor: run it once per name.
-            docs: dict[Callable[[str], str], str] = {}
+            prepared: dict[Callable[[str], str], str] = {}
             hits = grams = 0
             for block in self.blocks:
-                doc = docs.get(block.preprocess)
+                doc = prepared.get(block.preprocess)
                 if doc is None:
-                    doc = docs[block.preprocess] = block.preprocess(name)
+                    doc = prepared[block.preprocess] = block.preprocess(name)
                 count = block.count
                 if isinstance(count, WordNgrams):
                     found, total = count.count_with_total(doc)
@@ -210,6 +214,8 @@ class Featurizer:
                     hits += sum(found.values())
                 else:
                     found = count(doc)
+                    if docs is not None and isinstance(count, CharWbNgrams):
+                        docs.append(doc)
                 columns.extend(found)
                 counts.extend(found.values())
                 ends.append(len(columns))

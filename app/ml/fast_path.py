@@ -95,19 +95,17 @@ class FastScorer:
 
     def score_one(self, name: str) -> tuple[np.ndarray, float]:
         """One name's class probabilities (1-D) and its scope factor (1.0 when in scope)."""
-        proba, factor, _, _ = self._score_one(name)
-        return proba, factor
-
-    def _score_one(self, name: str) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
         cols, values, _, coverage = self._features.rows((name,))
         # Gathering ~100 weight rows beats building a sparse matrix for one name.
         z = values @ self._weights[cols] + self._bias
-        proba = self._head.one(z)
+        return self._scoped_one(self._head.one(z), coverage)
+
+    def _scoped_one(self, proba: np.ndarray, coverage: np.ndarray) -> tuple[np.ndarray, float]:
         if self._scope is None:
-            return proba, 1.0, cols, values
+            return proba, 1.0
         factor = float(self._scope.factor(coverage)[0])
         proba *= factor
-        return proba, factor, cols, values
+        return proba, factor
 
     def explain_one(self, name: str) -> tuple[np.ndarray, float, Explanation]:
         """`score_one` plus the terms that raised and lowered the predicted category's score."""
@@ -116,8 +114,14 @@ class FastScorer:
             explainer = self._explainer = Explainer(
                 self._features.blocks, self._weights, self._head.evidence()
             )
-        proba, factor, cols, values = self._score_one(name)
-        return proba, factor, explainer.explain(name, cols, values, proba, self.classes)
+        docs: list[str] = []
+        cols, values, _, coverage = self._features.rows((name,), docs)
+        rows = self._weights[cols]
+        proba, factor = self._scoped_one(self._head.one(values @ rows + self._bias), coverage)
+        # No char_wb block, no document needed: word n-grams name themselves.
+        doc = docs[0] if docs else ""
+        explanation = explainer.explain(doc, cols, values, rows, proba, self.classes)
+        return proba, factor, explanation
 
     def predict_proba_many(self, names: Sequence[str]) -> np.ndarray:
         """Class probabilities for many names (2-D, rows follow ``names``)."""
