@@ -76,7 +76,7 @@ def test_a_saved_version_is_served_from_its_stored_scorer(
     assert model.source == "stored scorer"
     assert model.pipeline is None
     np.testing.assert_allclose(
-        model.probabilities(NAMES), tiny_model.pipeline.predict_proba(NAMES), rtol=0, atol=1e-9
+        model.probabilities(NAMES)[0], tiny_model.pipeline.predict_proba(NAMES), rtol=0, atol=1e-9
     )
     # The weights are read from the page cache, not copied into the worker.
     assert isinstance(model.scorer.parts.weights.base, np.memmap)  # type: ignore[union-attr]
@@ -144,7 +144,7 @@ def test_altered_weights_are_refused_and_the_pipeline_serves_instead(
     assert model.source == "derived scorer"
     assert "stored scorer refused" in caplog.text
     np.testing.assert_allclose(
-        model.probabilities(NAMES), tiny_model.pipeline.predict_proba(NAMES), rtol=0, atol=1e-9
+        model.probabilities(NAMES)[0], tiny_model.pipeline.predict_proba(NAMES), rtol=0, atol=1e-9
     )
     with open_database(settings.database_url, migrate=False) as database:
         with database.sessions() as session:
@@ -231,7 +231,7 @@ def test_float32_weights_take_half_the_bytes_and_change_no_category(
     assert (model.version, model.source) == (rounded.version, "stored scorer")
     assert model.scorer is not None and model.scorer.parts.weights.dtype == np.float32
     texts = [*shipped_model.dataset.texts, *NAMES]
-    served = model.probabilities(texts)
+    served, _ = model.probabilities(texts)
     truth = shipped_model.pipeline.predict_proba(texts)
     assert np.abs(served - truth).max() <= FLOAT32_TOLERANCE
     assert (served.argmax(axis=1) == truth.argmax(axis=1)).all()

@@ -24,7 +24,7 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.pipeline import FeatureUnion
 from sklearn.preprocessing import normalize
 
-__all__ = ["FoldFeaturesUnsupported", "fold_matrices"]
+__all__ = ["FoldFeaturesUnsupported", "doc_count", "fold_matrices"]
 
 Fold = tuple[np.ndarray, np.ndarray]
 
@@ -83,8 +83,8 @@ def _fold_block(
     fit_counts = counts[fit_rows]
     df = np.bincount(fit_counts.indices, minlength=counts.shape[1])
     n_docs = fit_rows.size
-    kept = (df > 0) & (df >= _doc_count(vec.min_df, n_docs))
-    kept &= df <= _doc_count(vec.max_df, n_docs)
+    kept = (df > 0) & (df >= doc_count(vec.min_df, n_docs))
+    kept &= df <= doc_count(vec.max_df, n_docs)
     columns = np.flatnonzero(kept)
     if columns.size == 0:
         raise ValueError("a fold has no terms left after min_df and max_df")
@@ -111,6 +111,7 @@ def _tfidf(
     return matrix
 
 
-def _doc_count(limit: float, n_docs: int) -> float:
+def doc_count(limit: float, n_docs: int) -> float:
+    """A min_df/max_df limit as a document count for `n_docs` documents."""
     # CountVectorizer's reading of min_df/max_df: an integer is a count, a float a share.
     return float(limit) if isinstance(limit, Integral) else float(limit) * n_docs

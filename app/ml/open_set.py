@@ -9,7 +9,6 @@ the fast path reproduces it within 1e-9, the scope test included.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -19,7 +18,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from app.ml.calibration import CalibratedLinearSVC
-from app.ml.fold_features import FoldFeaturesUnsupported, fold_matrices
+from app.ml.fold_features import FoldFeaturesUnsupported, doc_count, fold_matrices
 from app.ml.scope import ScopeModel, coverage, in_scope
 
 __all__ = ["OpenSetPipeline", "out_of_fold_coverage", "word_coverage", "word_vectorizers"]
@@ -80,15 +79,10 @@ def out_of_fold_coverage(
         total += np.asarray(counts.sum(axis=1)).ravel()
         for fit_rows, held in folds:
             df_rest = df_all - np.asarray(present[held].sum(axis=0)).ravel()
-            kept = (df_rest > 0) & (df_rest >= _doc_count(vec.min_df, fit_rows.size))
-            kept &= df_rest <= _doc_count(vec.max_df, fit_rows.size)
+            kept = (df_rest > 0) & (df_rest >= doc_count(vec.min_df, fit_rows.size))
+            kept &= df_rest <= doc_count(vec.max_df, fit_rows.size)
             covered[held] += counts[held] @ kept.astype(np.float64)
     return coverage(covered, total)
-
-
-def _doc_count(limit: float, n_docs: int) -> float:
-    # CountVectorizer's reading of min_df/max_df: an integer is a count, a float a share.
-    return float(limit) if isinstance(limit, Integral) else float(limit) * n_docs
 
 
 class OpenSetPipeline(Pipeline):  # type: ignore[misc]
