@@ -70,6 +70,7 @@ def test_version_shows_its_review_threshold_and_curve(shipped_api: Api) -> None:
     assert response.status_code == 200, response.text
     review = response.json()["metrics"]["review"]
     assert 0.0 <= review["threshold"] <= 1.0
+    assert response.json()["review_threshold"] == review["threshold"]
     assert review["target_precision"] == 0.95
     curve = review["coverage_precision"]
     assert [point["threshold"] for point in curve[:3]] == [0.0, 0.01, 0.02]

@@ -12,6 +12,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    computed_field,
     field_validator,
 )
 
@@ -191,6 +192,18 @@ class ModelDetail(ModelSummary):
     data_sha256: str
     data_sources: list[dict[str, Any]]
     library_versions: dict[str, str]
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="Predictions scored below this need review (unless a request or "
+        "REVIEW_THRESHOLD says otherwise): the lowest score at which 95 % of the "
+        "hold-out is right. `metrics.review` has the whole coverage-precision curve."
+    )
+    @property
+    def review_threshold(self) -> float | None:
+        """The version's own review threshold; None for versions trained before it existed."""
+        review = self.metrics.get("review")
+        threshold = review.get("threshold") if isinstance(review, dict) else None
+        return float(threshold) if isinstance(threshold, int | float) else None
 
 
 class ActiveModel(BaseModel):
