@@ -78,3 +78,16 @@ def test_env_example_lists_every_setting() -> None:
         if line and not line.startswith("#")
     }
     assert listed == {name.upper() for name in Settings.model_fields}
+
+
+@pytest.mark.parametrize("value", ["1.5", "-0.1", "nan", "high"])
+def test_review_threshold_outside_0_to_1_stops_start_up(tmp_path: Path, value: str) -> None:
+    started = _start_app(tmp_path, REVIEW_THRESHOLD=value, PYTHONPATH=str(REPO_ROOT))
+    assert started.returncode == 1
+    assert "REVIEW_THRESHOLD" in started.stderr.upper(), started.stderr
+    assert "Traceback" not in started.stderr
+
+
+def test_empty_review_threshold_means_each_versions_own() -> None:
+    settings = load_settings(_env_file=None, environment="development", review_threshold=None)
+    assert settings.review_threshold is None
