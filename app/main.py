@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 # Expired uploads are deleted this often (and, per client, on each upload).
 UPLOAD_PURGE_SECONDS = 3600.0
+# Expired prediction log rows are deleted this often, by one process at a time.
+LOG_PURGE_SECONDS = 3600.0
 
 DESCRIPTION = """
 Predicts a retail product's category from its name (`susu ultra coklat 250ml` → `Susu`).
@@ -60,10 +62,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             runtime.close()
             raise
         app.state.runtime = runtime
+        runtime.prediction_log.start()
         background = [
             asyncio.create_task(_follow_active_model(runtime, settings)),
             asyncio.create_task(_purge_expired_uploads(runtime.uploads)),
         ]
+        if runtime.prediction_log.enabled:
+            background.append(asyncio.create_task(_purge_prediction_log(runtime)))
         logger.info("garoupa started", extra={"environment": settings.environment.value})
         try:
             yield
@@ -138,6 +143,17 @@ async def _purge_expired_uploads(uploads: UploadStore) -> None:
             # Uploads are also purged per client at upload time; the next pass retries.
             logger.warning("upload purge failed", extra={"error": type(exc).__name__})
         await asyncio.sleep(UPLOAD_PURGE_SECONDS)
+
+
+async def _purge_prediction_log(runtime: Runtime) -> None:
+    """Delete log rows past PREDICTION_LOG_RETENTION_DAYS, at start-up and then hourly."""
+    retention = runtime.settings.prediction_log_retention_days
+    while True:
+        try:
+            await run_in_threadpool(runtime.prediction_log.purge_expired, retention)
+        except (OSError, SQLAlchemyError) as exc:
+            logger.warning("prediction log purge failed", extra={"error": type(exc).__name__})
+        await asyncio.sleep(LOG_PURGE_SECONDS)
 
 
 @functools.cache

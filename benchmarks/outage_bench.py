@@ -5,7 +5,10 @@ left alone), serves Garoupa on them with two uvicorn workers, and sends a steady
 paced load while it stops Redis for 10 s, waits, then stops PostgreSQL for 10 s.
 Reports, per phase, answers by status, the slowest answer (a hang would show
 here: every request has a 5 s client timeout), and how long after the backend
-came back the service answered 200 again.
+came back the service answered 200 again. Last, the prediction log: every 200
+answer should be a row once the servers have shut down (they flush on exit);
+the difference is what the outages cost the log, next to the workers' own
+count of dropped rows.
 
     python benchmarks/outage_bench.py [--rate 100]
 
@@ -155,6 +158,33 @@ def report(name: str, samples: list[Sample], down: float, up: float, end: float)
         print(f"\nfirst 200 after restart: +{first_ok - up:.2f} s; last non-200 after it: {last}")
 
 
+DROPPED = "garoupa_prediction_log_dropped_total"
+
+
+def _metric_sum(text: str, name: str) -> float:
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name) and not line.startswith("#")
+    )
+
+
+def report_log(url: str, samples: list[Sample], dropped: float) -> None:
+    from sqlalchemy import create_engine, text
+
+    answered = sum(1 for s in samples if s.status == 200)
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            rows = int(connection.execute(text("SELECT count(*) FROM prediction_log")).scalar_one())
+    finally:
+        engine.dispose()
+    print("\n### Prediction log across both outages\n")
+    print("| 200 answers | log rows | lost | dropped (counter, before shutdown) |")
+    print("|---:|---:|---:|---:|")
+    print(f"| {answered} | {rows} | {answered - rows} | {dropped:.0f} |")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=100, help="requests per second")
@@ -201,8 +231,10 @@ def main(argv: list[str] | None = None) -> int:
                     return await load
 
                 samples = asyncio.run(run())
+                dropped = _metric_sum(httpx.get(f"{base}/metrics").text, DROPPED)
             report("Redis", samples, 10, 20, 35)
             report("PostgreSQL", samples, 35, 45, 65)
+            report_log(postgres.url, samples, dropped)
         finally:
             for stop in (redis.stop, postgres.stop):
                 try:

@@ -1,7 +1,8 @@
 """Register and manage the OAuth2 clients allowed to use Garoupa.
 
 Acts on the database that DATABASE_URL (environment or .env) names, creating
-or migrating its schema first. Errors go to stderr with exit code 1.
+or migrating its schema first. Errors go to stderr with exit code 1. Every
+change is recorded in the audit trail as `cli:<your OS user>`; `audit` reads it.
 """
 
 from __future__ import annotations
@@ -21,16 +22,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from sqlalchemy.exc import SQLAlchemyError  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
 
 from app.core.config import ConfigurationError, load_settings  # noqa: E402
 from app.core.errors import GaroupaError  # noqa: E402
 from app.core.scopes import DEFAULT_CLIENT_SCOPES, Scope, format_scopes  # noqa: E402
 from app.core.security import build_secret_hasher  # noqa: E402
 from app.db.database import open_database  # noqa: E402
-from app.services.clients import MIN_SECRET_LENGTH, ClientRecord, ClientService  # noqa: E402
+from app.services.audit import Actor, AuditAction, AuditFilter, AuditTrail  # noqa: E402
+from app.services.clients import (  # noqa: E402
+    MIN_SECRET_LENGTH,
+    ClientRecord,
+    ClientService,
+    LastActiveAdmin,
+)
 
 SCOPE_HELP = f"space-separated scopes out of: {', '.join(s.value for s in Scope)}"
 CLIENT_ID_HELP = "the client's id, as `list` shows it"
+FORCE_HELP = (
+    "break glass: allow this even when the client is the last active one with the admin "
+    "scope (the admin API is then unusable until an admin client is added again)"
+)
 SECRET_STDIN_HELP = (
     "read the secret from standard input (one line), keeping it out of shell history "
     "and the process list: printf '%%s' \"$SECRET\" | manage_clients.py ... --secret-stdin"
@@ -42,13 +54,20 @@ class CommandError(Exception):
 
 
 @contextmanager
-def client_service() -> Iterator[ClientService]:
-    """A ClientService on the configured database, schema brought up to date."""
+def database_session() -> Iterator[Session]:
+    """A session on the configured database, schema brought up to date."""
     settings = load_settings()
     with (
         open_database(settings.database_url, migrate=True) as database,
         database.sessions() as session,
     ):
+        yield session
+
+
+@contextmanager
+def client_service() -> Iterator[ClientService]:
+    """A ClientService on the configured database."""
+    with database_session() as session:
         yield ClientService(session, build_secret_hasher())
 
 
@@ -95,7 +114,11 @@ def _add(args: argparse.Namespace) -> None:
     given = _given_secret(args)
     with client_service() as clients:
         client, secret = clients.register(
-            name=args.name, client_id=args.client_id, secret=given, scopes=args.scopes
+            name=args.name,
+            client_id=args.client_id,
+            secret=given,
+            scopes=args.scopes,
+            actor=Actor.operator(),
         )
     print(
         f"Registered client {client.client_id!r} ({client.name}) "
@@ -140,20 +163,20 @@ def _show(args: argparse.Namespace) -> None:
 
 def _deactivate(args: argparse.Namespace) -> None:
     with client_service() as clients:
-        clients.set_active(args.client_id, active=False)
+        clients.set_active(args.client_id, active=False, actor=Actor.operator(), force=args.force)
     print(f"Deactivated {args.client_id!r}; its tokens stop working within seconds.")
 
 
 def _activate(args: argparse.Namespace) -> None:
     with client_service() as clients:
-        clients.set_active(args.client_id, active=True)
+        clients.set_active(args.client_id, active=True, actor=Actor.operator())
     print(f"Activated {args.client_id!r}.")
 
 
 def _rotate_secret(args: argparse.Namespace) -> None:
     given = _given_secret(args)
     with client_service() as clients:
-        secret = clients.rotate_secret(args.client_id, given)
+        secret = clients.rotate_secret(args.client_id, given, actor=Actor.operator())
     print(f"Rotated the secret of {args.client_id!r}; its old tokens stop working within seconds.")
     if given is None:
         _print_secret(secret)
@@ -161,7 +184,9 @@ def _rotate_secret(args: argparse.Namespace) -> None:
 
 def _set_scopes(args: argparse.Namespace) -> None:
     with client_service() as clients:
-        client = clients.set_scopes(args.client_id, args.scopes)
+        client = clients.set_scopes(
+            args.client_id, args.scopes, actor=Actor.operator(), force=args.force
+        )
     print(
         f"Scopes of {client.client_id!r} are now: {format_scopes(client.scopes)} "
         "(outstanding tokens revoked)"
@@ -172,8 +197,53 @@ def _delete(args: argparse.Namespace) -> None:
     if not args.yes and not _confirm(f"Delete client {args.client_id!r}? [y/N] "):
         raise CommandError("Not deleted (confirm with 'y', or pass --yes).")
     with client_service() as clients:
-        clients.delete(args.client_id)
+        clients.delete(args.client_id, actor=Actor.operator(), force=args.force)
     print(f"Deleted {args.client_id!r}.")
+
+
+def _audit(args: argparse.Namespace) -> None:
+    where = AuditFilter(actor=args.actor, action=args.action)
+    with database_session() as session:
+        events = [
+            {
+                "id": e.id,
+                "created_at": e.created_at.isoformat(),
+                "actor": e.actor,
+                "action": e.action,
+                "target": e.target,
+                "outcome": e.outcome,
+                "detail": e.detail,
+            }
+            for e in AuditTrail(session).page(where, limit=args.limit).events
+        ]
+    if args.json:
+        print(json.dumps(events, indent=2))
+        return
+    if not events:
+        print("No audit events recorded yet.")
+        return
+    table = Table("time (UTC)", "actor", "action", "target", "outcome", "detail")
+    for event in events:
+        detail = event["detail"]
+        table.add_row(
+            str(event["created_at"])[:19].replace("T", " "),
+            str(event["actor"]),
+            str(event["action"]),
+            str(event["target"] or ""),
+            str(event["outcome"]),
+            json.dumps(detail, ensure_ascii=False) if detail else "",
+        )
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def _confirm(question: str) -> bool:
@@ -225,13 +295,12 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("client_id", metavar="CLIENT_ID", help=CLIENT_ID_HELP)
     show.add_argument("--json", action="store_true", help="print JSON")
 
-    for name, handler, text in (
-        ("deactivate", _deactivate, "Deactivate a client and revoke its tokens."),
-        ("activate", _activate, "Re-activate a client (its old tokens stay revoked)."),
-    ):
-        command(name, handler, text).add_argument(
-            "client_id", metavar="CLIENT_ID", help=CLIENT_ID_HELP
-        )
+    deactivate = command("deactivate", _deactivate, "Deactivate a client and revoke its tokens.")
+    deactivate.add_argument("client_id", metavar="CLIENT_ID", help=CLIENT_ID_HELP)
+    deactivate.add_argument("--force", action="store_true", help=FORCE_HELP)
+
+    activate = command("activate", _activate, "Re-activate a client (its old tokens stay revoked).")
+    activate.add_argument("client_id", metavar="CLIENT_ID", help=CLIENT_ID_HELP)
 
     rotate = command(
         "rotate-secret",
@@ -249,10 +318,30 @@ def build_parser() -> argparse.ArgumentParser:
     scopes = command("set-scopes", _set_scopes, "Replace a client's allowed scopes.")
     scopes.add_argument("client_id", metavar="CLIENT_ID", help=CLIENT_ID_HELP)
     scopes.add_argument("scopes", metavar="SCOPES", help=f"{SCOPE_HELP}, e.g. 'predict'")
+    scopes.add_argument("--force", action="store_true", help=FORCE_HELP)
 
     delete = command("delete", _delete, "Delete a client (asks first).")
     delete.add_argument("client_id", metavar="CLIENT_ID", help=CLIENT_ID_HELP)
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    delete.add_argument("--force", action="store_true", help=FORCE_HELP)
+
+    audit = command(
+        "audit",
+        _audit,
+        "Show the audit trail, newest first: client changes (here and through the admin API), "
+        "model activations, training starts and dataset uploads.",
+    )
+    audit.add_argument(
+        "--limit", type=_positive, default=50, help="how many events to show (default: 50)"
+    )
+    audit.add_argument(
+        "--action",
+        choices=[a.value for a in AuditAction],
+        metavar="ACTION",
+        help=f"only events of this action: {', '.join(a.value for a in AuditAction)}",
+    )
+    audit.add_argument("--actor", help="only events by this actor: a client id, or cli:<os user>")
+    audit.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
 
 
@@ -263,6 +352,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.handler(args)
+    except LastActiveAdmin as exc:
+        print(f"error: {exc} (--force overrides this)", file=sys.stderr)
+        return 1
     except (GaroupaError, CommandError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

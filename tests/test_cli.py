@@ -72,6 +72,7 @@ def test_help_is_available_for_every_command(cli: Cli) -> None:
         "rotate-secret",
         "set-scopes",
         "delete",
+        "audit",
     ):
         result = cli(command, "--help")
         assert result.returncode == 0
@@ -176,6 +177,30 @@ def test_set_scopes(cli: Cli) -> None:
     result = cli("set-scopes", "scope01", "root")
     assert result.returncode == 1
     assert cli.clients()["scope01"]["scopes"] == "predict admin"
+
+
+def test_the_last_admin_client_is_kept_unless_forced(cli: Cli) -> None:
+    cli("add", "Root", "root01", "supersecret123", "--scopes", "admin")
+    result = cli("deactivate", "root01")
+    assert result.returncode == 1
+    assert "last active client with the admin scope" in result.stderr
+    assert "--force" in result.stderr
+    assert cli.clients()["root01"]["active"] is True
+    assert cli("deactivate", "root01", "--force").returncode == 0
+    assert cli.clients()["root01"]["active"] is False
+
+
+def test_audit_lists_the_changes_made_here(cli: Cli) -> None:
+    cli("add", "Audited", "audit01", "supersecret123")
+    cli("deactivate", "audit01")
+    result = cli("audit", "--json")
+    assert result.returncode == 0, result.stderr
+    events = json.loads(result.stdout)
+    assert [(e["action"], e["target"]) for e in events] == [
+        ("client.deactivate", "audit01"),
+        ("client.create", "audit01"),
+    ]
+    assert all(e["actor"].startswith("cli:") for e in events)
 
 
 def test_delete_asks_and_refuses_without_confirmation(cli: Cli) -> None:

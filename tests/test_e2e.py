@@ -91,6 +91,9 @@ def test_readme_curl_examples_run_as_written(live_server: LiveServer) -> None:
     assert outputs.count('"access_token"') == 2
     assert '"scope":"predict"' in outputs.replace(" ", "")
     assert '"predicted_category":"Susu"' in outputs.replace(" ", "")
+    # The history call at the end reads back the prediction just made.
+    assert '"items":[{"id":1,' in outputs.replace(" ", "")
+    assert '"product_name":"susuultracoklat250ml"' in outputs.replace(" ", "")
 
 
 def test_readme_retraining_examples_run_as_written(live_server: LiveServer, tmp_path: Path) -> None:

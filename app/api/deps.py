@@ -21,6 +21,7 @@ from app.core.errors import (
 )
 from app.core.keys import Keyring
 from app.core.scopes import SCOPE_DESCRIPTIONS, Scope
+from app.services.audit import AuditTrail
 from app.services.auth import AuthService, TokenRequest
 from app.services.clients import ClientService
 from app.services.datasets import UploadStore
@@ -29,6 +30,8 @@ from app.services.health import HealthService
 from app.services.job_launcher import JobLauncher
 from app.services.models import ModelRegistry
 from app.services.prediction import PredictionService
+from app.services.prediction_history import PredictionHistory
+from app.services.prediction_log import PredictionLog
 from app.services.runtime import Runtime
 from app.services.tokens import TokenClaims
 from app.services.training_jobs import TrainingJobService
@@ -89,6 +92,31 @@ async def get_prediction_service(request: Request) -> PredictionService:
 
 
 PredictionServiceDep = Annotated[PredictionService, Depends(get_prediction_service)]
+
+
+async def get_prediction_log(request: Request) -> PredictionLog:
+    """This worker's prediction log queue."""
+    log: PredictionLog = request.app.state.runtime.prediction_log
+    return log
+
+
+PredictionLogDep = Annotated[PredictionLog, Depends(get_prediction_log)]
+
+
+def get_audit_trail(session: SessionDep) -> AuditTrail:
+    """The audit trail on this request's session."""
+    return AuditTrail(session)
+
+
+AuditTrailDep = Annotated[AuditTrail, Depends(get_audit_trail)]
+
+
+def get_prediction_history(runtime: _RuntimeDep, session: SessionDep) -> PredictionHistory:
+    """Reads of the prediction log (exports open a session of their own)."""
+    return PredictionHistory(session, runtime.database.sessions)
+
+
+PredictionHistoryDep = Annotated[PredictionHistory, Depends(get_prediction_history)]
 
 
 async def get_keyring(runtime: _RuntimeDep) -> Keyring:

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.routes import auth, datasets, feedback, models, ops, predict, training
+from app.api.routes import (
+    admin,
+    auth,
+    datasets,
+    feedback,
+    models,
+    ops,
+    predict,
+    predictions,
+    training,
+)
 
 api_router = APIRouter()
 # Routes are matched in this order on every request: the hottest first.
@@ -15,3 +25,6 @@ api_router.include_router(datasets.router)
 api_router.include_router(models.router)
 api_router.include_router(feedback.router)
 api_router.include_router(ops.router)
+api_router.include_router(admin.router)
+api_router.include_router(predictions.router)
+api_router.include_router(predictions.admin_router)

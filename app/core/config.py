@@ -70,6 +70,16 @@ class Settings(BaseSettings):
     # score at which 95 % of names are right (GET /models/{version} shows it).
     review_threshold: float | None = Field(default=None, ge=0, le=1)
 
+    # Which predictions are recorded in the prediction log: `all`, `off`, or
+    # `sample:<fraction>` (that share of requests, each with all of its names).
+    prediction_log: str = "all"
+    # Logged predictions older than this are deleted in the background.
+    prediction_log_retention_days: float = Field(default=30, gt=0, le=3650)
+    # Rows a worker holds while the database is slow or down; past this, new rows
+    # are dropped and counted (garoupa_prediction_log_dropped_total), so a stalled
+    # database never blocks or bloats a worker.
+    prediction_log_queue_rows: int = Field(default=100_000, ge=1_000, le=10_000_000)
+
     # Revocation is read from the database at most this often per process, so a
     # deactivated client's tokens stop working within this many seconds.
     revocation_refresh_seconds: float = Field(default=2.0, gt=0, le=5)
@@ -145,6 +155,17 @@ class Settings(BaseSettings):
             ) from None
         return value
 
+    @field_validator("prediction_log")
+    @classmethod
+    def _valid_log_mode(cls, value: str) -> str:
+        parse_log_mode(value)
+        return value.strip().lower()
+
+    @property
+    def prediction_log_fraction(self) -> float:
+        """Share of prediction requests the log records (0 when off, 1 for all)."""
+        return parse_log_mode(self.prediction_log)
+
     @model_validator(mode="after")
     def _asymmetric_needs_a_key(self) -> Settings:
         if self.jwt_algorithm != "HS256" and self.jwt_private_key_file is None:
@@ -168,6 +189,25 @@ class Settings(BaseSettings):
     def is_production(self) -> bool:
         """True when running with production safety checks."""
         return self.environment is Environment.production
+
+
+def parse_log_mode(value: str) -> float:
+    """The share of requests PREDICTION_LOG records; ValueError for anything unknown."""
+    mode = value.strip().lower()
+    if mode == "all":
+        return 1.0
+    if mode == "off":
+        return 0.0
+    kind, _, fraction = mode.partition(":")
+    if kind == "sample":
+        try:
+            share = float(fraction)
+        except ValueError:
+            share = -1.0
+        # `nan` fails both comparisons, so it is refused here too.
+        if 0.0 < share <= 1.0:
+            return share
+    raise ValueError(f"{value!r} is not 'all', 'off' or 'sample:<fraction in (0, 1]>'")
 
 
 def weak_secret_reason(secret_key: str | None) -> str | None:

@@ -53,6 +53,9 @@ class Metrics:
     prediction_scope: Counter
     prediction_score: Histogram
     out_of_scope_share: Gauge
+    log_written: Counter
+    log_dropped: Counter
+    log_queued: Gauge
     # Labelled children looked up once per category: the hot path skips the label check.
     _prediction_children: dict[str, Counter] = field(default_factory=dict)
     _drift: dict[str, _ScopeWindow] = field(default_factory=dict)
@@ -221,6 +224,24 @@ def _create_metrics() -> Metrics:
             "scope, by model version (the most recently updated live worker's).",
             ["model_version"],
             multiprocess_mode="livemostrecent",
+            registry=None,
+        ),
+        log_written=Counter(
+            "garoupa_prediction_log_written_total",
+            "Predictions written to the prediction log.",
+            registry=None,
+        ),
+        log_dropped=Counter(
+            "garoupa_prediction_log_dropped_total",
+            "Predictions the prediction log could not keep: `queue_full` while the "
+            "database was slow or down, `shutdown` when it was still down at exit.",
+            ["reason"],
+            registry=None,
+        ),
+        log_queued=Gauge(
+            "garoupa_prediction_log_queued",
+            "Predictions waiting in the live workers' queues to be written to the log.",
+            multiprocess_mode="livesum",
             registry=None,
         ),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Row, delete, select
+from sqlalchemy import Row, delete, false, select, update
 from sqlalchemy.orm import Session
 
 from app.db.models import Client
@@ -19,6 +19,24 @@ def get_client(session: Session, *, client_id: str) -> Client | None:
 def list_clients(session: Session) -> Sequence[Client]:
     """Every client, oldest first."""
     return session.scalars(select(Client).order_by(Client.created_at, Client.id)).all()
+
+
+def lock_active_clients(session: Session) -> Sequence[Client]:
+    """Every active client, locked until the transaction ends (PostgreSQL), in id order.
+
+    Taken before a change that may remove an admin, so that two such changes run
+    one after the other and the second sees the first. One order for every
+    caller: no deadlock.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        # A write that matches nothing still takes SQLite's write lock, and waits for it,
+        # before anything is read: the read below then sees the latest commit.
+        session.execute(
+            update(Client).where(false()).values(is_active=Client.is_active),
+            execution_options={"synchronize_session": False},
+        )
+    query = select(Client).where(Client.is_active.is_(True)).order_by(Client.id).with_for_update()
+    return session.scalars(query).all()
 
 
 def create_client(

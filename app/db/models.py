@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, Text, true
+from sqlalchemy import JSON, BigInteger, Boolean, Date, Float, Index, Integer, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.review import FeedbackStatus
-from app.db.base import Base, UTCDateTime
+from app.db.base import Base, LogInstant, UTCDateTime
 
 
 class Client(Base):
@@ -165,3 +165,83 @@ class Feedback(Base):
     # or stored before review existed.
     reviewed_by: Mapped[str | None] = mapped_column(String(128), default=None)
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+# 64-bit on PostgreSQL, where the log reaches billions of rows over its life;
+# SQLite's INTEGER PRIMARY KEY is already 64-bit and must be spelled INTEGER to
+# stay the rowid alias that autoincrements.
+_LogId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class PredictionLogEntry(Base):
+    """One served prediction (a batch item is a row of its own), written off the request path."""
+
+    __tablename__ = "prediction_log"
+
+    id: Mapped[int] = mapped_column(_LogId, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(LogInstant)
+    client_id: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[str] = mapped_column(String(32))
+    product_name: Mapped[str] = mapped_column(String(300))
+    predicted_category: Mapped[str] = mapped_column(String(100))
+    score: Mapped[float] = mapped_column(Float)
+    needs_review: Mapped[bool] = mapped_column(Boolean)
+    in_scope: Mapped[bool] = mapped_column(Boolean)
+    request_id: Mapped[str | None] = mapped_column(String(128), default=None)
+    # Position of the name in its batch; 0 for a single prediction.
+    item: Mapped[int] = mapped_column(Integer, default=0)
+    # Time the whole request took to score, in milliseconds (shared by a batch's rows).
+    latency_ms: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (
+        # A client's history, newest first with an (created_at, id) cursor, and its
+        # statistics over a time range: one index range scan each.
+        Index("ix_prediction_log_client_time", "client_id", "created_at", "id"),
+        # Retention deletes and the admin's all-clients listing walk time alone.
+        Index("ix_prediction_log_created_at", "created_at"),
+    )
+
+
+class PredictionDaily(Base):
+    """The prediction log summed per UTC day, client, version, category and flags.
+
+    Written in the same transaction as the log rows it sums, so the two always
+    agree; statistics over whole days read this instead of millions of rows.
+    """
+
+    __tablename__ = "prediction_daily"
+
+    client_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    model_version: Mapped[str] = mapped_column(String(32), primary_key=True)
+    predicted_category: Mapped[str] = mapped_column(String(100), primary_key=True)
+    needs_review: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    in_scope: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    predictions: Mapped[int] = mapped_column(BigInteger)
+    # Requests are counted at their first name (item 0), so they add up across rows.
+    requests: Mapped[int] = mapped_column(BigInteger)
+    score_sum: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (
+        # Service-wide statistics and the retention purge walk days alone.
+        Index("ix_prediction_daily_day", "day"),
+    )
+
+
+class AuditEvent(Base):
+    """A change to the service's security or models, recorded once and never edited.
+
+    The migration backs "never edited" with triggers that refuse UPDATE and DELETE.
+    """
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(_LogId, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # A client id, or `cli:<os user>` for manage_clients.py.
+    actor: Mapped[str] = mapped_column(String(160), index=True)
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target: Mapped[str | None] = mapped_column(String(300), default=None)
+    # "success" or "failure"; `detail` says why a failure failed.
+    outcome: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)

@@ -23,6 +23,7 @@ from app.services.datasets import UploadStore
 from app.services.job_launcher import JobLauncher
 from app.services.login_guard import LoginGuard
 from app.services.prediction import PredictionService
+from app.services.prediction_log import PredictionLog
 from app.services.rate_limit import RateLimiter
 from app.services.revocation import RevocationCache
 from app.services.tokens import TokenService
@@ -43,6 +44,8 @@ class Runtime:
     revocation: RevocationCache
     login_guard: LoginGuard
     predictions: PredictionService
+    # Rows queued by the prediction routes, written by a thread started in the lifespan.
+    prediction_log: PredictionLog
     rate_limiter: RateLimiter
     uploads: UploadStore
     # Starts this worker's training processes and watches them; stopped in close().
@@ -71,6 +74,12 @@ class Runtime:
                 max_concurrent_checks=settings.max_concurrent_secret_checks,
             ),
             predictions=PredictionService(sessions, settings.model_dir, metrics),
+            prediction_log=PredictionLog(
+                database.engine,
+                metrics,
+                fraction=settings.prediction_log_fraction,
+                max_rows=settings.prediction_log_queue_rows,
+            ),
             rate_limiter=RateLimiter(
                 {
                     "predict": settings.rate_limit_predict,
@@ -99,6 +108,8 @@ class Runtime:
     def close(self) -> None:
         """Release database connections and withdraw this worker's serving gauge."""
         self.predictions.close()
+        # Flushes what is queued while the database is still open.
+        self.prediction_log.close()
         # Before the engine goes: a watcher must not write to a closed database.
         self.launcher.close()
         self.database.dispose()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.deps import ModelRegistryDep, TrainScope
+from app.api.deps import AuditTrailDep, ModelRegistryDep, TrainScope
+from app.core.errors import Conflict
 from app.schemas.errors import BearerErrorResponse, ErrorResponse
 from app.schemas.training import ActiveModel, ModelDetail, ModelList, ModelSummary
+from app.services.audit import AuditAction
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -54,6 +56,20 @@ def get_model(version: str, _: TrainScope, registry: ModelRegistryDep) -> ModelD
         409: {"model": ErrorResponse, "description": "Artifact missing or altered."},
     },
 )
-def activate_model(version: str, _: TrainScope, registry: ModelRegistryDep) -> ModelDetail:
-    """Make `version` the one every worker serves (within seconds, with no failed request)."""
-    return ModelDetail.model_validate(registry.activate(version))
+def activate_model(
+    version: str, client: TrainScope, registry: ModelRegistryDep, audit: AuditTrailDep
+) -> ModelDetail:
+    """Make `version` the one every worker serves (within seconds, with no failed request).
+
+    Audited as `model.activate`, a refusal (409) as a failure.
+    """
+    previous = registry.active()
+    with audit.recording(
+        actor=client.client_id,
+        action=AuditAction.model_activate,
+        target=version,
+        refusals=(Conflict,),
+    ) as event:
+        event.detail["previous"] = previous.version if previous else None
+        row = registry.activate(version)
+    return ModelDetail.model_validate(row)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 from fastapi import APIRouter
 from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import PredictionServiceDep, PredictScope, SettingsDep
+from app.api.deps import PredictionLogDep, PredictionServiceDep, PredictScope, SettingsDep
 from app.core.config import Settings
+from app.core.logging import request_id_var
 from app.schemas.errors import BearerErrorResponse, ErrorResponse
 from app.schemas.prediction import (
     BatchItem,
@@ -47,19 +50,31 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 )
 async def predict(
     body: PredictionRequest,
-    _: PredictScope,
+    client: PredictScope,
     predictions: PredictionServiceDep,
+    log: PredictionLogDep,
     settings: SettingsDep,
 ) -> PredictionResponse:
     """Predict the category of one product name, with calibrated top-k scores.
 
     `prediction_score` is the calibrated probability that the category is right.
+    The prediction is recorded in the caller's history (`GET /predictions/history`).
     """
+    started = time.perf_counter()
     # The hottest route: scoring, tens of microseconds on the fast path, runs
     # inline rather than paying for the hop to a worker thread.
     result = predictions.predict([body.product_name], body.top_k, body.explain)
     ranked = result.ranked[0]
     threshold = review_threshold(body.min_score, settings, result)
+    needs_review = result.needs_review(ranked, threshold)
+    if log.wants():
+        log.record(
+            client.client_id,
+            result.model_version,
+            [(body.product_name, ranked.category, ranked.score, needs_review, ranked.in_scope)],
+            request_id_var.get(),
+            (time.perf_counter() - started) * 1000.0,
+        )
     explanation = ranked.explanation
     return PredictionResponse(
         predicted_category=ranked.category,
@@ -67,7 +82,7 @@ async def predict(
         model_version=result.model_version,
         top_k=[CategoryScore(category=c, score=s) for c, s in ranked.top_k],
         in_scope=ranked.in_scope,
-        needs_review=result.needs_review(ranked, threshold),
+        needs_review=needs_review,
         explanation=None if explanation is None else Explanation.model_validate(explanation),
     )
 
@@ -107,31 +122,49 @@ def _check_batch_size(body: BatchPredictionRequest, limit: int) -> None:
 )
 async def predict_batch(
     body: BatchPredictionRequest,
-    _: PredictScope,
+    client: PredictScope,
     predictions: PredictionServiceDep,
+    log: PredictionLogDep,
     settings: SettingsDep,
 ) -> BatchPredictionResponse:
     """Predict categories for many names, answered in input order.
 
     The names together may hold at most MAX_BATCH_CHARS characters after NFKC.
+    Each name is recorded in the caller's history (`GET /predictions/history`).
     """
     _check_batch_size(body, settings.max_batch_chars)
+    started = time.perf_counter()
     names = body.product_names
     if len(names) <= _INLINE_BATCH:
         result = predictions.predict(names)
     else:
         result = await run_in_threadpool(predictions.predict, names)
     threshold = review_threshold(body.min_score, settings, result)
-    return BatchPredictionResponse(
-        model_version=result.model_version,
-        predictions=[
-            BatchItem(
-                product_name=name,
-                predicted_category=r.category,
-                prediction_score=r.score,
-                in_scope=r.in_scope,
-                needs_review=result.needs_review(r, threshold),
-            )
-            for name, r in zip(names, result.ranked, strict=True)
-        ],
-    )
+    items = [
+        BatchItem(
+            product_name=name,
+            predicted_category=r.category,
+            prediction_score=r.score,
+            in_scope=r.in_scope,
+            needs_review=result.needs_review(r, threshold),
+        )
+        for name, r in zip(names, result.ranked, strict=True)
+    ]
+    if log.wants():
+        log.record(
+            client.client_id,
+            result.model_version,
+            [
+                (
+                    i.product_name,
+                    i.predicted_category,
+                    i.prediction_score,
+                    i.needs_review,
+                    i.in_scope,
+                )
+                for i in items
+            ],
+            request_id_var.get(),
+            (time.perf_counter() - started) * 1000.0,
+        )
+    return BatchPredictionResponse(model_version=result.model_version, predictions=items)

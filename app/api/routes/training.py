@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from app.api.deps import TrainingJobsDep, TrainScope
+from app.api.deps import AuditTrailDep, TrainingJobsDep, TrainScope
+from app.core.errors import Conflict
 from app.schemas.errors import BearerErrorResponse, ErrorResponse
 from app.schemas.training import (
     TrainingAccepted,
@@ -14,6 +15,7 @@ from app.schemas.training import (
     TrainingJobOut,
     TrainingRequest,
 )
+from app.services.audit import AuditAction
 
 router = APIRouter(prefix="/training", tags=["training"])
 
@@ -41,7 +43,11 @@ _AUTH_ERRORS: dict[int | str, dict[str, object]] = {
 )
 @router.post("", status_code=202, response_model=TrainingAccepted, include_in_schema=False)
 def start_training(
-    body: TrainingRequest, client: TrainScope, jobs: TrainingJobsDep, response: Response
+    body: TrainingRequest,
+    client: TrainScope,
+    jobs: TrainingJobsDep,
+    audit: AuditTrailDep,
+    response: Response,
 ) -> TrainingAccepted:
     """Validate the request and its data, then train in a separate process.
 
@@ -51,9 +57,18 @@ def start_training(
     categories with 5+ rows each; smaller categories are left out with a
     warning). Poll `status_url`; the new version serves on every worker within
     seconds of the job succeeding when `activate` is true and it is not worse
-    than the active version (MIN_MACRO_F1, MAX_F1_DROP).
+    than the active version (MIN_MACRO_F1, MAX_F1_DROP). Audited as `training.start`
+    (a 409 as a failure).
     """
-    started = jobs.start(body, requested_by=client.client_id)
+    with audit.recording(
+        actor=client.client_id, action=AuditAction.training_start, refusals=(Conflict,)
+    ) as event:
+        event.detail["data_path"] = body.new_data_path
+        started = jobs.start(body, requested_by=client.client_id)
+        event.target = started.job.job_id
+        event.detail.update(
+            new_model_version=started.job.new_model_version, algorithm=started.job.algorithm
+        )
     job = started.job
     status_url = f"/training/{job.job_id}"
     response.headers["Location"] = status_url

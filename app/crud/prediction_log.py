@@ -1,0 +1,338 @@
+"""SQL for the prediction log: batched inserts, bounded purges, history, statistics, export.
+
+Every read takes an optional client id: a client's routes always pass their own,
+the admin routes may pass none (every client).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    Date,
+    Integer,
+    Select,
+    Table,
+    case,
+    cast,
+    delete,
+    func,
+    literal,
+    select,
+    tuple_,
+    type_coerce,
+)
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from app.db.base import LogInstant, epoch_micros
+from app.db.models import Client, PredictionDaily, PredictionLogEntry
+
+_LOG = PredictionLogEntry
+_DAILY = PredictionDaily
+_TABLE: Table = PredictionLogEntry.__table__  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    """Which rows a read covers; every field is optional."""
+
+    client_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    category: str | None = None
+    model_version: str | None = None
+    needs_review: bool | None = None
+
+    def apply(self, query: Select[Any]) -> Select[Any]:
+        """`query` restricted to the rows this filter names."""
+        conditions: list[ColumnElement[bool]] = []
+        if self.client_id is not None:
+            conditions.append(_LOG.client_id == self.client_id)
+        if self.since is not None:
+            conditions.append(_LOG.created_at >= self.since)
+        if self.until is not None:
+            conditions.append(_LOG.created_at < self.until)
+        if self.category is not None:
+            conditions.append(_LOG.predicted_category == self.category)
+        if self.model_version is not None:
+            conditions.append(_LOG.model_version == self.model_version)
+        if self.needs_review is not None:
+            conditions.append(_LOG.needs_review == self.needs_review)
+        return query.where(*conditions) if conditions else query
+
+
+# The column order of the rows `insert_rows` takes (the writer's queue holds them so).
+COLUMNS = (
+    "created_at",
+    "client_id",
+    "model_version",
+    "product_name",
+    "predicted_category",
+    "score",
+    "needs_review",
+    "in_scope",
+    "request_id",
+    "item",
+    "latency_ms",
+)
+_COLUMN_LIST = ", ".join(COLUMNS)
+
+
+def insert_rows(connection: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert a batch of rows (in COLUMNS order, `created_at` an aware UTC datetime)
+    with one statement: COPY on PostgreSQL, one prepared executemany on SQLite.
+
+    Below SQLAlchemy's per-row parameter processing on purpose: the log writes
+    every prediction, and that processing would cost the worker more than the
+    prediction itself.
+    """
+    if connection.dialect.name == "postgresql":
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        with cursor, cursor.copy(f"COPY prediction_log ({_COLUMN_LIST}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    # SQLite stores instants as integer microseconds (LogInstant); a batch shares few.
+    last: datetime | None = None
+    micros = 0
+    stamped = []
+    for row in rows:
+        if row[0] != last:
+            last = row[0]
+            micros = epoch_micros(row[0])
+        stamped.append((micros, *row[1:]))
+    placeholders = ", ".join("?" * len(COLUMNS))
+    connection.exec_driver_sql(
+        f"INSERT INTO prediction_log ({_COLUMN_LIST}) VALUES ({placeholders})", stamped
+    )
+
+
+def purge_before(connection: Connection, cutoff: datetime, limit: int) -> int:
+    """Delete at most `limit` of the oldest rows created before `cutoff`; how many went."""
+    # Bounded by id through a sub-select: neither SQLite nor PostgreSQL has
+    # DELETE ... LIMIT, and one unbounded delete would hold its locks for minutes.
+    oldest = select(_LOG.id).where(_LOG.created_at < cutoff).order_by(_LOG.created_at).limit(limit)
+    result = connection.execute(delete(_TABLE).where(_TABLE.c.id.in_(oldest.scalar_subquery())))
+    return int(result.rowcount)
+
+
+def history(
+    session: Session,
+    where: LogFilter,
+    *,
+    limit: int,
+    before: tuple[datetime, int] | None = None,
+) -> Sequence[PredictionLogEntry]:
+    """Rows newest first; `before` is the (created_at, id) of the last row already seen."""
+    query = where.apply(select(_LOG))
+    if before is not None:
+        # A row-value comparison: the (client_id, created_at, id) index answers it directly.
+        # The instant is typed explicitly: inside a tuple it would not take the column's.
+        after = tuple_(literal(before[0], LogInstant()), literal(before[1], _LOG.id.type))
+        query = query.where(tuple_(_LOG.created_at, _LOG.id) < after)
+    query = query.order_by(_LOG.created_at.desc(), _LOG.id.desc()).limit(limit)
+    return session.scalars(query).all()
+
+
+def stream(
+    session: Session, where: LogFilter, *, chunk_rows: int
+) -> Iterator[Sequence[PredictionLogEntry]]:
+    """Every matching row, newest first, fetched `chunk_rows` at a time from a server cursor."""
+    query = where.apply(select(_LOG)).order_by(_LOG.created_at.desc(), _LOG.id.desc())
+    result = session.execute(query.execution_options(stream_results=True, yield_per=chunk_rows))
+    yield from result.scalars().partitions()
+
+
+@dataclass
+class Group:
+    """Predictions of one day, category, version or client: how many, their score sum,
+    how many need review or were out of scope, and how many requests they came in."""
+
+    key: str
+    count: int
+    score_sum: float
+    needs_review: int
+    out_of_scope: int
+    requests: int
+
+    @property
+    def mean_score(self) -> float:
+        """The group's mean score (0 when empty)."""
+        return self.score_sum / self.count if self.count else 0.0
+
+    def add(self, other: Group) -> None:
+        """Fold another part of the same group (raw edge days, summed whole days) in."""
+        self.count += other.count
+        self.score_sum += other.score_sum
+        self.needs_review += other.needs_review
+        self.out_of_scope += other.out_of_scope
+        self.requests += other.requests
+
+
+def _day(session: Session) -> ColumnElement[Any]:
+    if session.get_bind().dialect.name == "postgresql":
+        # The UTC day whatever the connection's TimeZone setting is.
+        return cast(func.timezone("UTC", _LOG.created_at), Date)
+    # SQLite stores integer microseconds since the epoch (LogInstant).
+    return func.date(type_coerce(_LOG.created_at, BigInteger) / 1_000_000, "unixepoch")
+
+
+def grouped(session: Session, where: LogFilter, by: str) -> list[Group]:
+    """Per `by` (day, category, model_version or client_id) over the log rows themselves."""
+    key: ColumnElement[Any] = _day(session) if by == "day" else _group_columns(_LOG)[by]
+    query = where.apply(
+        select(
+            key,
+            func.count(),
+            func.sum(_LOG.score),
+            func.sum(cast(_LOG.needs_review, Integer)),
+            func.sum(cast(~_LOG.in_scope, Integer)),
+            func.sum(case((_LOG.item == 0, 1), else_=0)),
+        )
+    ).group_by(key)
+    return [_group(row) for row in session.execute(query)]
+
+
+def grouped_over(session: Session, where: LogFilter, by: str) -> list[Group]:
+    """Per `by` over `where` (which must have since and until): whole UTC days from the
+    daily sums, the partial days at either end from the rows themselves.
+
+    Days come in order; other groups largest first.
+    """
+    since, until = where.since, where.until
+    assert since is not None and until is not None
+    first = _midnight(since)
+    if first < since:
+        first += timedelta(days=1)
+    end = _midnight(until)
+    if first >= end:
+        parts = grouped(session, where, by)
+    else:
+        parts = daily_grouped(session, where, by, first.date(), end.date())
+        if since < first:
+            parts += grouped(session, replace(where, until=first), by)
+        if end < until:
+            parts += grouped(session, replace(where, since=end), by)
+    merged: dict[str, Group] = {}
+    for part in parts:
+        if part.key in merged:
+            merged[part.key].add(part)
+        else:
+            merged[part.key] = part
+    if by == "day":
+        return sorted(merged.values(), key=lambda g: g.key)
+    return sorted(merged.values(), key=lambda g: (-g.count, g.key))
+
+
+def latest_per_client(session: Session, client_id: str | None = None) -> dict[str, datetime]:
+    """Each registered client's (or `client_id`'s) newest logged prediction, in one
+    statement of one backward index lookup per client."""
+    newest = (
+        select(_LOG.created_at)
+        .where(_LOG.client_id == Client.client_id)
+        .order_by(_LOG.created_at.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    query = select(Client.client_id, newest)
+    if client_id is not None:
+        query = query.where(Client.client_id == client_id)
+    return {row[0]: row[1] for row in session.execute(query) if row[1] is not None}
+
+
+def daily_grouped(
+    session: Session, where: LogFilter, by: str, first_day: date, end_day: date
+) -> list[Group]:
+    """Per `by` over the daily sums of the whole days first_day..end_day (exclusive);
+    the filter's client, category, version and review flag apply, its instants do not."""
+    day = _DAILY.day.expression
+    key: ColumnElement[Any] = day if by == "day" else _group_columns(_DAILY)[by]
+    conditions: list[ColumnElement[bool]] = [day >= first_day, day < end_day]
+    if where.client_id is not None:
+        conditions.append(_DAILY.client_id == where.client_id)
+    if where.category is not None:
+        conditions.append(_DAILY.predicted_category == where.category)
+    if where.model_version is not None:
+        conditions.append(_DAILY.model_version == where.model_version)
+    if where.needs_review is not None:
+        conditions.append(_DAILY.needs_review == where.needs_review)
+    count = _DAILY.predictions
+    query = (
+        select(
+            key,
+            func.sum(count),
+            func.sum(_DAILY.score_sum),
+            func.sum(case((_DAILY.needs_review, count), else_=0)),
+            func.sum(case((_DAILY.in_scope, 0), else_=count)),
+            func.sum(_DAILY.requests),
+        )
+        .where(*conditions)
+        .group_by(key)
+    )
+    return [_group(row) for row in session.execute(query)]
+
+
+def add_to_daily(connection: Connection, sums: Sequence[Mapping[str, Any]]) -> None:
+    """Add a batch's sums to the daily table: one upsert (the batch's keys are unique)."""
+    if not sums:
+        return
+    table: Table = PredictionDaily.__table__  # type: ignore[assignment]
+    statement: Any
+    if connection.dialect.name == "postgresql":
+        statement = postgresql_insert(table)
+    else:
+        statement = sqlite_insert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=[column.name for column in table.primary_key.columns],
+        set_={
+            name: table.c[name] + statement.excluded[name]
+            for name in ("predictions", "requests", "score_sum")
+        },
+    )
+    connection.execute(statement, list(sums))
+
+
+def purge_daily_before(connection: Connection, first_kept: date) -> int:
+    """Delete the oldest day of sums before `first_kept`: one day per call bounds the work."""
+    oldest = connection.execute(
+        select(func.min(_DAILY.day)).where(_DAILY.day < first_kept)
+    ).scalar_one_or_none()
+    if oldest is None:
+        return 0
+    result = connection.execute(delete(_DAILY).where(_DAILY.day == oldest))
+    return max(int(result.rowcount), 1)
+
+
+def _group_columns(model: Any) -> dict[str, ColumnElement[Any]]:
+    return {
+        "category": model.predicted_category.expression,
+        "model_version": model.model_version.expression,
+        "client_id": model.client_id.expression,
+    }
+
+
+def _group(row: Any) -> Group:
+    return Group(
+        key=_key_text(row[0]),
+        count=int(row[1] or 0),
+        score_sum=float(row[2] or 0.0),
+        needs_review=int(row[3] or 0),
+        out_of_scope=int(row[4] or 0),
+        requests=int(row[5] or 0),
+    )
+
+
+def _midnight(instant: datetime) -> datetime:
+    return instant.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _key_text(value: object) -> str:
+    return value.isoformat() if isinstance(value, date) else str(value)

@@ -1,0 +1,244 @@
+"""Reading the prediction log: pages of history, statistics over a range, CSV export.
+
+The routes decide whose rows a caller may read (its own, or any for an admin)
+and pass that as the filter's client id; nothing here widens it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import io
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.crud import client as client_crud
+from app.crud import model_version as model_crud
+from app.crud import prediction_log as crud
+from app.crud import training_job as job_crud
+from app.crud.prediction_log import Group, LogFilter
+from app.db.models import PredictionLogEntry
+from app.schemas.history import (
+    MAX_RANGE_DAYS,
+    AdminStats,
+    CategoryStats,
+    ClientStats,
+    DayStats,
+    HistoryPage,
+    LoggedPrediction,
+    PredictionStats,
+    VersionStats,
+)
+
+# Statistics and exports without `since` cover this many days back from `until`.
+DEFAULT_RANGE_DAYS = 30
+EXPORT_CHUNK_ROWS = 2000
+EXPORT_COLUMNS = (
+    "created_at",
+    "client_id",
+    "model_version",
+    "product_name",
+    "predicted_category",
+    "prediction_score",
+    "needs_review",
+    "in_scope",
+    "request_id",
+    "item",
+    "latency_ms",
+)
+# OWASP's list of characters that make a spreadsheet read a cell as a formula.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+class BadQuery(ValueError):
+    """A query parameter that is well-formed but unusable; `field` names it.
+
+    The routes answer it as the 422 FastAPI gives for a malformed parameter.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class PredictionHistory:
+    """Reads of the prediction log on one session (exports open their own)."""
+
+    def __init__(self, session: Session, sessions: sessionmaker[Session]) -> None:
+        self._session = session
+        self._sessions = sessions
+
+    def page(self, where: LogFilter, *, limit: int, cursor: str | None) -> HistoryPage:
+        """Up to `limit` rows newest first, after the row `cursor` points at."""
+        _check_order(where)
+        before = decode_cursor(cursor) if cursor is not None else None
+        # One row more than asked tells whether another page follows, without a count.
+        rows = crud.history(self._session, where, limit=limit + 1, before=before)
+        items = [_logged(row) for row in rows[:limit]]
+        more = len(rows) > limit
+        next_cursor = encode_cursor(rows[limit - 1]) if more else None
+        return HistoryPage(items=items, next_cursor=next_cursor)
+
+    def stats(self, where: LogFilter) -> PredictionStats:
+        """Totals and groups over the filter's range (the last 30 days by default)."""
+        where = bounded_range(where)
+        assert where.since is not None and where.until is not None
+        days = self.groups(where, "day")
+        categories = self.groups(where, "category")
+        versions = self.groups(where, "model_version")
+        total = sum(g.count for g in versions)
+        return PredictionStats(
+            since=where.since,
+            until=where.until,
+            total=total,
+            mean_score=_ratio(sum(g.score_sum for g in versions), total),
+            review_rate=_ratio(sum(g.needs_review for g in versions), total),
+            out_of_scope_rate=_ratio(sum(g.out_of_scope for g in versions), total),
+            per_day=[DayStats(date=g.key, **_rates(g)) for g in days],
+            per_category=[CategoryStats(category=g.key, **_rates(g)) for g in categories],
+            per_model_version=[VersionStats(model_version=g.key, **_rates(g)) for g in versions],
+        )
+
+    def overview(self, where: LogFilter) -> AdminStats:
+        """Service-wide statistics for the admin: predictions, clients, jobs, active version."""
+        predictions = self.stats(where)
+        clients = self.groups(bounded_range(where), "client_id")
+        active = model_crud.active_pointer(self._session)
+        registered = client_crud.list_clients(self._session)
+        return AdminStats(
+            predictions=predictions,
+            per_client=[ClientStats(client_id=g.key, **_rates(g)) for g in clients],
+            training_jobs=job_crud.count_by_status(self._session),
+            clients={
+                "total": len(registered),
+                "active": sum(1 for row in registered if row.is_active),
+            },
+            active_model_version=None if active is None else active[0],
+        )
+
+    def groups(self, where: LogFilter, by: str) -> list[Group]:
+        """Predictions per `by` over the filter's bounded range (see crud.grouped_over)."""
+        return crud.grouped_over(self._session, bounded_range(where), by)
+
+    def export_csv(self, where: LogFilter) -> Iterator[bytes]:
+        """The filter's rows as RFC 4180 CSV, newest first, a chunk of rows at a time.
+
+        Memory stays flat however many rows match: rows come from a server-side
+        cursor on a session of the export's own (the request's session is closed
+        before a streamed body is sent), and each chunk is encoded and let go.
+        """
+        where = bounded_range(where)
+        with self._sessions() as session:
+            buffer = io.StringIO()
+            # RFC 4180: CRLF line ends, quotes only where a field needs them.
+            writer = csv.writer(buffer, lineterminator="\r\n")
+            writer.writerow(EXPORT_COLUMNS)
+            yield _drain(buffer)
+            for chunk in crud.stream(session, where, chunk_rows=EXPORT_CHUNK_ROWS):
+                writer.writerows(_csv_row(row) for row in chunk)
+                yield _drain(buffer)
+
+
+def bounded_range(where: LogFilter) -> LogFilter:
+    """`where` with `until` (default now) and `since` (default 30 days before) set."""
+    _check_order(where)
+    until = where.until or datetime.now(UTC)
+    since = where.since or until - timedelta(days=DEFAULT_RANGE_DAYS)
+    if until - since > timedelta(days=MAX_RANGE_DAYS):
+        raise BadQuery(
+            "since", f"The range from since to until may span at most {MAX_RANGE_DAYS} days."
+        )
+    return LogFilter(
+        client_id=where.client_id,
+        since=since,
+        until=until,
+        category=where.category,
+        model_version=where.model_version,
+        needs_review=where.needs_review,
+    )
+
+
+def _check_order(where: LogFilter) -> None:
+    if where.since is not None and where.until is not None and where.since >= where.until:
+        raise BadQuery("until", "until must be later than since.")
+
+
+def encode_cursor(row: PredictionLogEntry) -> str:
+    """An opaque cursor for the rows older than `row`."""
+    raw = f"{row.created_at.astimezone(UTC).isoformat()}|{row.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    """The (created_at, id) a cursor holds; BadQuery when it is not one of ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        instant, _, row_id = raw.partition("|")
+        created = datetime.fromisoformat(instant)
+        identifier = int(row_id)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise BadQuery("cursor", "The cursor is not one this service issued.") from None
+    if created.tzinfo is None or identifier < 0:
+        raise BadQuery("cursor", "The cursor is not one this service issued.")
+    return created, identifier
+
+
+def neutralised(text: str) -> str:
+    """`text` made inert for spreadsheets: a leading formula character gets a `'` before it."""
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
+def _csv_row(row: PredictionLogEntry) -> tuple[object, ...]:
+    return (
+        row.created_at.isoformat(),
+        neutralised(row.client_id),
+        neutralised(row.model_version),
+        neutralised(row.product_name),
+        neutralised(row.predicted_category),
+        repr(row.score),
+        "true" if row.needs_review else "false",
+        "true" if row.in_scope else "false",
+        row.request_id or "",
+        row.item,
+        round(row.latency_ms, 3),
+    )
+
+
+def _drain(buffer: io.StringIO) -> bytes:
+    data = buffer.getvalue().encode("utf-8")
+    buffer.seek(0)
+    buffer.truncate()
+    return data
+
+
+def _logged(row: PredictionLogEntry) -> LoggedPrediction:
+    return LoggedPrediction(
+        id=row.id,
+        created_at=row.created_at,
+        client_id=row.client_id,
+        model_version=row.model_version,
+        product_name=row.product_name,
+        predicted_category=row.predicted_category,
+        prediction_score=row.score,
+        needs_review=row.needs_review,
+        in_scope=row.in_scope,
+        request_id=row.request_id,
+        item=row.item,
+        latency_ms=row.latency_ms,
+    )
+
+
+def _rates(group: Group) -> dict[str, float | int]:
+    return {
+        "count": group.count,
+        "mean_score": round(group.mean_score, 6),
+        "review_rate": round(group.needs_review / group.count, 6),
+        "out_of_scope_rate": round(group.out_of_scope / group.count, 6),
+    }
+
+
+def _ratio(part: float, total: int) -> float | None:
+    return round(part / total, 6) if total else None
