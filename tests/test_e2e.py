@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -91,9 +92,11 @@ def test_readme_curl_examples_run_as_written(live_server: LiveServer) -> None:
     assert outputs.count('"access_token"') == 2
     assert '"scope":"predict"' in outputs.replace(" ", "")
     assert '"predicted_category":"Susu"' in outputs.replace(" ", "")
-    # The history call at the end reads back the prediction just made.
-    assert '"items":[{"id":1,' in outputs.replace(" ", "")
-    assert '"product_name":"susuultracoklat250ml"' in outputs.replace(" ", "")
+    # The history call at the end reads back the prediction just made, newest first.
+    # curl prints no newline: the history answer is the last JSON object of the output.
+    history = json.loads(outputs[outputs.rindex('{"items":') :])
+    assert history["items"][0]["product_name"] == "susu ultra coklat 250ml"
+    assert history["items"][0]["client_id"] == "testclient01"
 
 
 def test_readme_retraining_examples_run_as_written(live_server: LiveServer, tmp_path: Path) -> None:
