@@ -2,11 +2,13 @@
 
 Creates a PostgreSQL schema of its own, migrates it with the service's migrations,
 fills `prediction_log` with generated rows (COPY), then times the service's own
-reads (`PredictionHistory.page`, `.stats`, `.export_csv`) and the retention purge
-(`PredictionLog.purge_expired`), and prints one Markdown table. With `--compare`
-(the default) it also times candidate indexes and a daily roll-up inside its
-schema, to measure changes before anyone proposes them. The schema is dropped at
-the end, also after a failure, Ctrl-C or SIGTERM.
+reads (`PredictionHistory.page`, `.stats`, `.export_csv`), the writer
+(`PredictionLog.write_batch`) and the retention purge (`PredictionLog.purge_expired`),
+and prints one Markdown table, then the plans of the history and statistics
+statements. With `--compare` (the default) it also times candidate changes inside
+its schema (extra indexes, statistics as one statement, other ways to export), to
+measure them before anyone proposes them. The schema is dropped at the end, also
+after a failure, Ctrl-C or SIGTERM.
 
 The generated log: `--rows` rows evenly spread over the last `--days` days in
 insertion order (ids grow with time, as real traffic writes them, so a client's
@@ -14,15 +16,17 @@ rows are scattered over the whole heap), over `--clients` clients with Zipf-like
 shares (p ~ 1/rank^s, so one heavy client), product names and their 100
 categories from benchmarks/synthetic.py, three model versions that follow each
 other in time with some overlap, beta(6, 1.2) scores, 3 % out of scope and
-needs_review for a score below 0.5 or out of scope. Autovacuum is off on the
-table during the run (VACUUM ANALYZE runs once after the fill) so it cannot
-land in the middle of a timing.
+needs_review for a score below 0.5 or out of scope; `prediction_daily` (when
+the schema has it) is summed from those rows as the writer would have kept it.
+Autovacuum is off on the table during the run (VACUUM ANALYZE runs once after
+the fill) so it cannot land in the middle of a timing.
 
 Targets (issue 14): p99 <= 100 ms for one client's history and statistics over
 30 days with 10 million rows; CSV export >= 50,000 rows/s with flat memory.
 
-    .venv/bin/python benchmarks/prediction_log_scale.py        # 10M rows: about 30 min
-    .venv/bin/python benchmarks/prediction_log_scale.py --rows 300000 --export-rows 100000
+    .venv/bin/python benchmarks/prediction_log_scale.py     # 10M rows: 15-20 min on 2 cores
+    .venv/bin/python benchmarks/prediction_log_scale.py --rows 300000 --export-rows 50000 \
+        --purge-rows 30000                                       # a quick look
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -423,6 +427,36 @@ def time_page(
     return timed(call, repeat, budget)
 
 
+def narrowed_page(db: Database, where: LogFilter) -> Callable[[], None]:
+    """A page read whose range is first cut to the days prediction_daily has matches on.
+
+    A candidate query change: the planner cannot know that a filter's rows sit on
+    a few days (a retired version), so it walks the client's whole range for them.
+    """
+    column = "model_version" if where.model_version is not None else "predicted_category"
+    value = where.model_version if where.model_version is not None else where.category
+    assert where.since is not None
+
+    def call() -> None:
+        until = where.until or datetime.now(UTC)
+        with db.sessions() as session:
+            first, last = session.execute(
+                text(
+                    f"SELECT min(day), max(day) FROM prediction_daily WHERE client_id = :c "
+                    f"AND {column} = :v AND day >= :d0 AND day <= :d1"
+                ),
+                {"c": where.client_id, "v": value, "d0": where.since.date(), "d1": until.date()},
+            ).one()
+            if first is None:
+                return  # nothing on any day: an empty page without touching the log
+            since = max(where.since, datetime.combine(first, datetime.min.time(), UTC))
+            end = datetime.combine(last + timedelta(days=1), datetime.min.time(), UTC)
+            cut = replace(where, since=since, until=min(until, end))
+            PredictionHistory(session, db.sessions).page(cut, limit=100, cursor=None)
+
+    return call
+
+
 def time_stats(db: Database, where: LogFilter, repeat: int, budget: float) -> Timing:
     def call() -> None:
         with db.sessions() as session:
@@ -431,8 +465,8 @@ def time_stats(db: Database, where: LogFilter, repeat: int, budget: float) -> Ti
     return timed(call, repeat, budget)
 
 
-def stats_plans(db: Database, where: LogFilter) -> list[str]:
-    """EXPLAIN (ANALYZE, BUFFERS) of the statements `stats` sends, trimmed to the plan nodes."""
+def plans(db: Database, read: Callable[[Any], object]) -> list[str]:
+    """EXPLAIN (ANALYZE, BUFFERS) of the statements `read(session)` sends, trimmed."""
     captured: list[tuple[str, Any]] = []
 
     def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
@@ -442,7 +476,7 @@ def stats_plans(db: Database, where: LogFilter) -> list[str]:
     event.listen(db.engine, "before_cursor_execute", capture)
     try:
         with db.sessions() as session:
-            PredictionHistory(session, db.sessions).stats(where)
+            read(session)
     finally:
         event.remove(db.engine, "before_cursor_execute", capture)
     lines: list[str] = []
@@ -453,6 +487,27 @@ def stats_plans(db: Database, where: LogFilter) -> list[str]:
             ).scalars()
             lines.append("-- " + " ".join(statement.split())[:160] + " ...")
             lines.extend(summary(list(plan)))
+    return lines
+
+
+def stats_plans(db: Database, where: LogFilter) -> list[str]:
+    """The plans of the statements `stats` sends for `where`."""
+    return plans(db, lambda session: PredictionHistory(session, db.sessions).stats(where))
+
+
+def page_plans(db: Database, who: Subject, since: datetime) -> list[str]:
+    """The plan of each history page read timed for `who`, under its label."""
+    lines: list[str] = []
+    for label, where, cursor in page_cases(who, since):
+        lines.append(f"== {label}")
+        lines.extend(
+            plans(
+                db,
+                lambda session, where=where, cursor=cursor: PredictionHistory(
+                    session, db.sessions
+                ).page(where, limit=100, cursor=cursor),
+            )
+        )
     return lines
 
 
@@ -685,7 +740,11 @@ def write_batches(db: Database, pop: Population, batches: int, batch_rows: int) 
 
 COVERING_INDEX = (
     "CREATE INDEX ix_bench_client_time_cover ON prediction_log (client_id, created_at, id) "
-    "INCLUDE (predicted_category, model_version, score, needs_review, in_scope)"
+    "INCLUDE (predicted_category, model_version, score, needs_review, in_scope, item)"
+)
+CATEGORY_INDEX = (
+    "CREATE INDEX ix_bench_client_predicted_category "
+    "ON prediction_log (client_id, predicted_category, created_at, id)"
 )
 # prediction_log summed in the shape of the migration's prediction_daily table.
 DAILY_SELECT = """
@@ -704,19 +763,21 @@ ROLLUP_STATS = """
 WITH parts AS (
     SELECT day, predicted_category, model_version, predictions AS n, score_sum,
            CASE WHEN needs_review THEN predictions ELSE 0 END AS reviews,
-           CASE WHEN in_scope THEN 0 ELSE predictions END AS out_of_scope
+           CASE WHEN in_scope THEN 0 ELSE predictions END AS out_of_scope, requests
     FROM prediction_daily WHERE client_id = :c AND day >= :d0 AND day < :d1
     UNION ALL
     SELECT CAST(timezone('UTC', created_at) AS date), predicted_category, model_version, 1,
-           score, CAST(needs_review AS integer), CAST(NOT in_scope AS integer)
+           score, CAST(needs_review AS integer), CAST(NOT in_scope AS integer),
+           CAST(item = 0 AS integer)
     FROM prediction_log WHERE client_id = :c AND created_at >= :since AND created_at < :t0
     UNION ALL
     SELECT CAST(timezone('UTC', created_at) AS date), predicted_category, model_version, 1,
-           score, CAST(needs_review AS integer), CAST(NOT in_scope AS integer)
+           score, CAST(needs_review AS integer), CAST(NOT in_scope AS integer),
+           CAST(item = 0 AS integer)
     FROM prediction_log WHERE client_id = :c AND created_at >= :t1 AND created_at < :until
 )
-SELECT day, predicted_category, model_version, sum(n), sum(score_sum) / sum(n), sum(reviews),
-       sum(out_of_scope)
+SELECT day, predicted_category, model_version, sum(n), sum(score_sum), sum(reviews),
+       sum(out_of_scope), sum(requests)
 FROM parts GROUP BY GROUPING SETS ((1), (2), (3))
 """
 
@@ -797,6 +858,17 @@ def compare(
             )
 
     since = datetime.now(UTC) - timedelta(days=RANGE_DAYS)
+    if daily:
+        for who in subjects:
+            for label, where, _ in rare_cases(who, since):
+                timing = timed(narrowed_page(db, where), repeat, budget)
+                report.add(
+                    f"candidate: {label}, range cut to the days prediction_daily shows, "
+                    f"{who.label}",
+                    timing.text(),
+                    *target,
+                    verdict(timing),
+                )
     for column in ("predicted_category", "model_version"):
         name = f"ix_bench_client_{column}"
         seconds = ddl(
@@ -823,7 +895,7 @@ def compare(
     size = index_size(db, "ix_bench_client_time_cover")
     report.add(
         "candidate: covering index (client_id, created_at, id) INCLUDE (category, "
-        "version, score, needs_review, in_scope)",
+        "version, score, needs_review, in_scope, item)",
         f"built in {seconds:,.0f} s, {mib(size)}",
     )
     for who in subjects:
@@ -901,9 +973,10 @@ def run(args: argparse.Namespace, db: Database, report: Report) -> None:
     pop = population(args.clients, args.zipf, args.seed)
     print(f"filling prediction_log with {args.rows:,} rows [{load()}]", flush=True)
     fill(db.engine, pop, args.rows, args.days, now, args.seed)
+    daily_seconds = None
     if has_table(db, "prediction_daily"):
         print(f"summing prediction_daily [{load()}]", flush=True)
-        report.add("prediction_daily filled from the log", f"{fill_daily(db.engine):,.0f} s")
+        daily_seconds = fill_daily(db.engine)
 
     report.add("PostgreSQL", str(scalar(db, "SHOW server_version")))
     report.add("rows", f"{scalar(db, 'SELECT count(*) FROM prediction_log'):,}")
@@ -912,6 +985,8 @@ def run(args: argparse.Namespace, db: Database, report: Report) -> None:
         f"{args.days:g} days, {args.clients} clients (Zipf s={args.zipf:g}), "
         f"{len(set(pop.categories.tolist()))} categories, {len(VERSIONS)} versions",
     )
+    if daily_seconds is not None:
+        report.add("prediction_daily summed from the log (setup)", f"{daily_seconds:,.0f} s")
     sizes(db, report)
 
     since = datetime.now(UTC) - timedelta(days=RANGE_DAYS)
@@ -945,6 +1020,13 @@ def run(args: argparse.Namespace, db: Database, report: Report) -> None:
             stats_plans(db, LogFilter(client_id=heavy_id)),
         )
     )
+    for who in subjects:
+        report.plans.append(
+            (
+                f"History plans, {who.label}, shipped indexes (trimmed):",
+                page_plans(db, who, since),
+            )
+        )
 
     print(f"timing exports [{load()}]", flush=True)
     small = max(1, args.export_rows // 10)
@@ -988,6 +1070,20 @@ def run(args: argparse.Namespace, db: Database, report: Report) -> None:
         )
     if daily_ms:
         report.add("purge: one day of daily sums", Timing(daily_ms).text())
+    # Deleted rows leave dead tuples in the heap and every index until a VACUUM,
+    # which reads all of each index however few rows went.
+    seconds = ddl(db, "VACUUM prediction_log")
+    report.add("VACUUM prediction_log after the purge", f"{seconds:.1f} s")
+    if args.compare and hasattr(PredictionLog, "write_batch"):
+        # Last, as its rows land in today's range: what one more index costs the writer.
+        ddl(db, CATEGORY_INDEX)
+        timing = write_batches(db, pop, 200, 1000)
+        report.add(
+            "candidate: write_batch of 1,000 rows + index (client_id, predicted_category, "
+            "created_at, id)",
+            timing.text(),
+        )
+        ddl(db, "DROP INDEX ix_bench_client_predicted_category")
     report.notes.append(f"Finished with {load()}.")
 
 
@@ -1029,6 +1125,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--database-url must be a PostgreSQL URL")
 
     signal.signal(signal.SIGTERM, _interrupt)
+    # Restored in case it was started ignoring SIGINT (a shell's background job).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     schema = f"bench_log_{uuid.uuid4().hex[:10]}"
     admin = create_engine(args.database_url)
     report = Report()

@@ -55,8 +55,20 @@ def upgrade() -> None:
         sa.Column("latency_ms", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_prediction_log")),
     )
+    # PostgreSQL carries the statistics' columns in the index (an index-only scan for
+    # the partial days of a range); SQLite has no INCLUDE and ignores the option.
     op.create_index(
-        "ix_prediction_log_client_time", "prediction_log", ["client_id", "created_at", "id"]
+        "ix_prediction_log_client_time",
+        "prediction_log",
+        ["client_id", "created_at", "id"],
+        postgresql_include=[
+            "predicted_category",
+            "model_version",
+            "score",
+            "needs_review",
+            "in_scope",
+            "item",
+        ],
     )
     op.create_index("ix_prediction_log_created_at", "prediction_log", ["created_at"])
 

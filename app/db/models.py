@@ -173,6 +173,17 @@ class Feedback(Base):
 _LogId = BigInteger().with_variant(Integer(), "sqlite")
 
 
+# What the log's statistics read besides the key (see ix_prediction_log_client_time).
+_STATS_COLUMNS = [
+    "predicted_category",
+    "model_version",
+    "score",
+    "needs_review",
+    "in_scope",
+    "item",
+]
+
+
 class PredictionLogEntry(Base):
     """One served prediction (a batch item is a row of its own), written off the request path."""
 
@@ -195,8 +206,17 @@ class PredictionLogEntry(Base):
 
     __table_args__ = (
         # A client's history, newest first with an (created_at, id) cursor, and its
-        # statistics over a time range: one index range scan each.
-        Index("ix_prediction_log_client_time", "client_id", "created_at", "id"),
+        # statistics over a time range: one index range scan each. On PostgreSQL the
+        # statistics' columns ride along, so the partial days at a range's ends are
+        # summed from the index alone (measured: 259 -> 96 ms p99 for a client with
+        # 850,000 rows a month; docs/performance.md).
+        Index(
+            "ix_prediction_log_client_time",
+            "client_id",
+            "created_at",
+            "id",
+            postgresql_include=_STATS_COLUMNS,
+        ),
         # Retention deletes and the admin's all-clients listing walk time alone.
         Index("ix_prediction_log_created_at", "created_at"),
     )
