@@ -52,21 +52,26 @@ class LogFilter:
     needs_review: bool | None = None
 
     def apply(self, query: Select[Any]) -> Select[Any]:
-        """`query` restricted to the rows this filter names."""
-        conditions: list[ColumnElement[bool]] = []
-        if self.client_id is not None:
-            conditions.append(_LOG.client_id == self.client_id)
+        """`query` of the log rows restricted to the rows this filter names."""
+        conditions = self.key_conditions(_LOG)
         if self.since is not None:
             conditions.append(_LOG.created_at >= self.since)
         if self.until is not None:
             conditions.append(_LOG.created_at < self.until)
-        if self.category is not None:
-            conditions.append(_LOG.predicted_category == self.category)
-        if self.model_version is not None:
-            conditions.append(_LOG.model_version == self.model_version)
-        if self.needs_review is not None:
-            conditions.append(_LOG.needs_review == self.needs_review)
         return query.where(*conditions) if conditions else query
+
+    def key_conditions(self, model: Any) -> list[ColumnElement[bool]]:
+        """Conditions on what the log rows and the daily sums share (not the instants)."""
+        conditions: list[ColumnElement[bool]] = []
+        if self.client_id is not None:
+            conditions.append(model.client_id == self.client_id)
+        if self.category is not None:
+            conditions.append(model.predicted_category == self.category)
+        if self.model_version is not None:
+            conditions.append(model.model_version == self.model_version)
+        if self.needs_review is not None:
+            conditions.append(model.needs_review == self.needs_review)
+        return conditions
 
 
 # The column order of the rows `insert_rows` takes (the writer's queue holds them so).
@@ -255,15 +260,7 @@ def daily_grouped(
     the filter's client, category, version and review flag apply, its instants do not."""
     day = _DAILY.day.expression
     key: ColumnElement[Any] = day if by == "day" else _group_columns(_DAILY)[by]
-    conditions: list[ColumnElement[bool]] = [day >= first_day, day < end_day]
-    if where.client_id is not None:
-        conditions.append(_DAILY.client_id == where.client_id)
-    if where.category is not None:
-        conditions.append(_DAILY.predicted_category == where.category)
-    if where.model_version is not None:
-        conditions.append(_DAILY.model_version == where.model_version)
-    if where.needs_review is not None:
-        conditions.append(_DAILY.needs_review == where.needs_review)
+    conditions = [day >= first_day, day < end_day, *where.key_conditions(_DAILY)]
     count = _DAILY.predictions
     query = (
         select(

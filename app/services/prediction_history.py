@@ -28,6 +28,7 @@ from app.schemas.history import (
     ClientStats,
     DayStats,
     HistoryPage,
+    LogFilters,
     LoggedPrediction,
     PredictionStats,
     VersionStats,
@@ -140,6 +141,18 @@ class PredictionHistory:
             for chunk in crud.stream(session, where, chunk_rows=EXPORT_CHUNK_ROWS):
                 writer.writerows(_csv_row(row) for row in chunk)
                 yield _drain(buffer)
+
+
+def log_filter(query: LogFilters, client_id: str | None) -> LogFilter:
+    """The rows a request's filters name, narrowed to `client_id` (None: every client's)."""
+    return LogFilter(
+        client_id=client_id,
+        since=query.since,
+        until=query.until,
+        category=query.category,
+        model_version=query.model_version,
+        needs_review=query.needs_review,
+    )
 
 
 def bounded_range(where: LogFilter) -> LogFilter:

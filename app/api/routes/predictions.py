@@ -11,7 +11,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 
 from app.api.deps import AdminScope, AuditTrailDep, PredictionHistoryDep, PredictScope
-from app.crud.prediction_log import LogFilter
 from app.schemas.errors import BearerErrorResponse
 from app.schemas.history import (
     AdminHistoryQuery,
@@ -23,7 +22,7 @@ from app.schemas.history import (
     PredictionStats,
 )
 from app.services.audit import AuditAction
-from app.services.prediction_history import BadQuery
+from app.services.prediction_history import BadQuery, log_filter
 
 router = APIRouter(prefix="/predictions", tags=["predictions"])
 admin_router = APIRouter(prefix="/admin", tags=["admin"])
@@ -64,17 +63,6 @@ def _answering_422(call: Callable[[], _T]) -> _T:
         ) from None
 
 
-def _filter(query: LogFilters, client_id: str | None) -> LogFilter:
-    return LogFilter(
-        client_id=client_id,
-        since=query.since,
-        until=query.until,
-        category=query.category,
-        model_version=query.model_version,
-        needs_review=query.needs_review,
-    )
-
-
 def _private(response: Response) -> None:
     # Product names can be confidential to the client that sent them.
     response.headers["Cache-Control"] = "no-store"
@@ -110,7 +98,7 @@ def history(
     (inclusive), `until` (exclusive), `category`, `model_version`, `needs_review`.
     """
     _private(response)
-    where = _filter(query, client.client_id)
+    where = log_filter(query, client.client_id)
     return _answering_422(lambda: log.page(where, limit=query.limit, cursor=query.cursor))
 
 
@@ -129,7 +117,7 @@ def stats(
     """Counts per UTC day, category and model version, mean score, review and
     out-of-scope rates, over `since`..`until` (default: the last 30 days; at most 400)."""
     _private(response)
-    where = _filter(query, client.client_id)
+    where = log_filter(query, client.client_id)
     return _answering_422(lambda: log.stats(where))
 
 
@@ -145,7 +133,7 @@ def export(
     """The caller's predictions matching the filters (default: the last 30 days) as
     streamed RFC 4180 CSV. Cells starting with `=`, `+`, `-`, `@`, tab or carriage
     return get a leading `'`, so a spreadsheet shows them as text, never as formulas."""
-    where = _filter(query, client.client_id)
+    where = log_filter(query, client.client_id)
     body = _answering_422(lambda: _started(log.export_csv(where)))
     return _csv_download(body, "predictions.csv")
 
@@ -164,7 +152,7 @@ def admin_history(
 ) -> HistoryPage:
     """Any client's logged predictions (all, or `client_id`'s), with the history filters."""
     _private(response)
-    where = _filter(query, query.client_id)
+    where = log_filter(query, query.client_id)
     return _answering_422(lambda: log.page(where, limit=query.limit, cursor=query.cursor))
 
 
@@ -182,7 +170,7 @@ def admin_export(
 ) -> StreamingResponse:
     """Any client's predictions as streamed CSV, with the history filters (default: the
     last 30 days) and the same formula neutralisation. Each export is audited."""
-    where = _filter(query, query.client_id)
+    where = log_filter(query, query.client_id)
     body = _answering_422(lambda: _started(log.export_csv(where)))
     # Recorded once the export is sure to start: whose rows left, and which ones.
     audit.record(
@@ -209,7 +197,7 @@ def admin_stats(
     """Predictions of every client over the range (default: the last 30 days) per day,
     category, model version and client; training jobs by status; the active version."""
     _private(response)
-    where = _filter(query, query.client_id)
+    where = log_filter(query, query.client_id)
     return _answering_422(lambda: log.overview(where))
 
 
