@@ -44,7 +44,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -427,36 +427,6 @@ def time_page(
     return timed(call, repeat, budget)
 
 
-def narrowed_page(db: Database, where: LogFilter) -> Callable[[], None]:
-    """A page read whose range is first cut to the days prediction_daily has matches on.
-
-    A candidate query change: the planner cannot know that a filter's rows sit on
-    a few days (a retired version), so it walks the client's whole range for them.
-    """
-    column = "model_version" if where.model_version is not None else "predicted_category"
-    value = where.model_version if where.model_version is not None else where.category
-    assert where.since is not None
-
-    def call() -> None:
-        until = where.until or datetime.now(UTC)
-        with db.sessions() as session:
-            first, last = session.execute(
-                text(
-                    f"SELECT min(day), max(day) FROM prediction_daily WHERE client_id = :c "
-                    f"AND {column} = :v AND day >= :d0 AND day <= :d1"
-                ),
-                {"c": where.client_id, "v": value, "d0": where.since.date(), "d1": until.date()},
-            ).one()
-            if first is None:
-                return  # nothing on any day: an empty page without touching the log
-            since = max(where.since, datetime.combine(first, datetime.min.time(), UTC))
-            end = datetime.combine(last + timedelta(days=1), datetime.min.time(), UTC)
-            cut = replace(where, since=since, until=min(until, end))
-            PredictionHistory(session, db.sessions).page(cut, limit=100, cursor=None)
-
-    return call
-
-
 def time_stats(db: Database, where: LogFilter, repeat: int, budget: float) -> Timing:
     def call() -> None:
         with db.sessions() as session:
@@ -565,59 +535,6 @@ def export_core_rows(db: Database, where: LogFilter) -> Iterator[bytes]:
             # A Core row has the entity's attribute names, so the service's formatter fits.
             writer.writerows(_csv_row(row) for row in chunk)  # type: ignore[arg-type]
             yield _drain(buffer)
-
-
-def _inert(column: str, name: str | None = None) -> str:
-    # The same spreadsheet-formula guard as prediction_history.neutralised.
-    return (
-        f"CASE WHEN left({column}, 1) IN ('=', '+', '-', '@', E'\\t', E'\\r') "
-        f"THEN '''' || {column} ELSE {column} END AS {name or column}"
-    )
-
-
-COPY_EXPORT = (
-    "COPY (SELECT to_char(created_at AT TIME ZONE 'UTC', "
-    '\'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"\') AS created_at, '
-    + ", ".join(_inert(c) for c in ("client_id", "model_version", "product_name"))
-    + ", "
-    + _inert("predicted_category")
-    + ", score AS prediction_score, "
-    "CASE WHEN needs_review THEN 'true' ELSE 'false' END AS needs_review, "
-    "CASE WHEN in_scope THEN 'true' ELSE 'false' END AS in_scope, "
-    "coalesce(request_id, '') AS request_id, item, "
-    "round(CAST(latency_ms AS numeric), 3) AS latency_ms "
-    "FROM prediction_log WHERE {where} ORDER BY created_at DESC, id DESC) "
-    "TO STDOUT WITH (FORMAT csv, HEADER)"
-)
-
-
-def export_copy(db: Database, where: LogFilter) -> Iterator[bytes]:
-    """The same columns formatted by PostgreSQL's COPY ... TO STDOUT (a candidate).
-
-    It differs from export_csv in details a change would have to settle: LF line
-    ends, latency always with 3 decimals, and it is PostgreSQL only.
-    """
-    where = bounded_range(where)
-    conditions = ["created_at >= %(since)s", "created_at < %(until)s"]
-    if where.client_id is not None:
-        conditions.insert(0, "client_id = %(client)s")
-    params = {"client": where.client_id, "since": where.since, "until": where.until}
-    with db.engine.connect() as connection:
-        driver = connection.connection.driver_connection
-        assert driver is not None
-        with driver.cursor() as cursor:
-            with cursor.copy(COPY_EXPORT.format(where=" AND ".join(conditions)), params) as copy:
-                # COPY sends a message per row: gathered into pieces the size a
-                # streamed response would send.
-                pending: list[bytes] = []
-                size = 0
-                for block in copy:
-                    pending.append(bytes(block))
-                    size += len(block)
-                    if size >= 256 * 1024:
-                        yield b"".join(pending)
-                        pending, size = [], 0
-                yield b"".join(pending)
 
 
 def export_service(db: Database, where: LogFilter) -> Iterator[bytes]:
@@ -827,11 +744,13 @@ def compare(
 ) -> None:
     """Time candidate exports, indexes and statistics queries against the shipped code."""
     whose = "heavy client" if export_where.client_id else "all clients"
-    for label, produce in (
-        ("export from Core rows", export_core_rows),
-        ("export by COPY TO STDOUT", export_copy),
-    ):
-        time_export(db, report, f"candidate: {label} ({whose})", export_where, produce)
+    time_export(
+        db,
+        report,
+        f"candidate: export from Core rows by Python's csv ({whose})",
+        export_where,
+        export_core_rows,
+    )
 
     target = ("p99 ≤ 100 ms",)
     daily = has_table(db, "prediction_daily")
@@ -858,17 +777,6 @@ def compare(
             )
 
     since = datetime.now(UTC) - timedelta(days=RANGE_DAYS)
-    if daily:
-        for who in subjects:
-            for label, where, _ in rare_cases(who, since):
-                timing = timed(narrowed_page(db, where), repeat, budget)
-                report.add(
-                    f"candidate: {label}, range cut to the days prediction_daily shows, "
-                    f"{who.label}",
-                    timing.text(),
-                    *target,
-                    verdict(timing),
-                )
     for column in ("predicted_category", "model_version"):
         name = f"ix_bench_client_{column}"
         seconds = ddl(

@@ -161,6 +161,12 @@ def _show(args: argparse.Namespace) -> None:
         print(f"{key:>18}: {value}")
 
 
+def _rename(args: argparse.Namespace) -> None:
+    with client_service() as clients:
+        client = clients.rename(args.client_id, args.name, actor=Actor.operator())
+    print(f"Renamed {client.client_id!r} to {client.name!r}.")
+
+
 def _deactivate(args: argparse.Namespace) -> None:
     with client_service() as clients:
         clients.set_active(args.client_id, active=False, actor=Actor.operator(), force=args.force)
@@ -294,6 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
     show = command("show", _show, "Show one client.")
     show.add_argument("client_id", metavar="CLIENT_ID", help=CLIENT_ID_HELP)
     show.add_argument("--json", action="store_true", help="print JSON")
+
+    rename = command("rename", _rename, "Change a client's human-readable name (its id stays).")
+    rename.add_argument("client_id", metavar="CLIENT_ID", help=CLIENT_ID_HELP)
+    rename.add_argument("name", metavar="NAME", help="the new name, e.g. 'Billing Service'")
 
     deactivate = command("deactivate", _deactivate, "Deactivate a client and revoke its tokens.")
     deactivate.add_argument("client_id", metavar="CLIENT_ID", help=CLIENT_ID_HELP)

@@ -67,6 +67,7 @@ def test_help_is_available_for_every_command(cli: Cli) -> None:
         "add",
         "list",
         "show",
+        "rename",
         "deactivate",
         "activate",
         "rotate-secret",
@@ -151,10 +152,12 @@ def test_deactivate_and_activate(cli: Cli) -> None:
 
 
 @pytest.mark.parametrize(
-    "command", [("deactivate",), ("activate",), ("rotate-secret",), ("set-scopes",), ("delete",)]
+    "command",
+    [("deactivate",), ("activate",), ("rotate-secret",), ("set-scopes",), ("rename",), ("delete",)],
 )
 def test_commands_on_unknown_id_exit_1(cli: Cli, command: tuple[str, ...]) -> None:
     extra = ["predict"] if command == ("set-scopes",) else []
+    extra += ["New Name"] if command == ("rename",) else []
     extra += ["--yes"] if command == ("delete",) else []
     result = cli(*command, "ghost", *extra)
     assert result.returncode == 1
@@ -177,6 +180,23 @@ def test_set_scopes(cli: Cli) -> None:
     result = cli("set-scopes", "scope01", "root")
     assert result.returncode == 1
     assert cli.clients()["scope01"]["scopes"] == "predict admin"
+
+
+def test_rename_changes_the_name_only_and_is_audited(cli: Cli) -> None:
+    cli("add", "Old Name", "ren01", "supersecret123")
+    before = cli.clients()["ren01"]
+    result = cli("rename", "ren01", "Billing Service")
+    assert result.returncode == 0, result.stderr
+    after = cli.clients()["ren01"]
+    assert after["name"] == "Billing Service"
+    # A new name is not a security change: scopes stay and tokens are not revoked.
+    assert after["scopes"] == before["scopes"]
+    assert after["tokens_valid_after"] == before["tokens_valid_after"]
+    refused = cli("rename", "ren01", "bad\x1bname")
+    assert refused.returncode == 1 and "printable" in refused.stderr
+    assert cli.clients()["ren01"]["name"] == "Billing Service"
+    audit = json.loads(cli("audit", "--action", "client.update", "--json").stdout)
+    assert audit[0]["target"] == "ren01" and audit[0]["outcome"] == "success"
 
 
 def test_the_last_admin_client_is_kept_unless_forced(cli: Cli) -> None:

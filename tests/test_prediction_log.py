@@ -21,7 +21,7 @@ from app.crud import prediction_log as crud
 from app.db.database import open_database
 from app.db.models import PredictionDaily, PredictionLogEntry
 from app.ml.training import TrainedModel
-from app.services.prediction_history import PredictionHistory
+from app.services.prediction_history import PredictionHistory, bounded_range, written_csv
 from app.services.prediction_log import PredictionLog, _purge_lock
 from tests.polling import poll_json
 from tests.support import (
@@ -271,6 +271,69 @@ def test_export_streams_many_rows_in_order(api: Api) -> None:
         chunks = list(response.iter_bytes())
     rows = list(csv.DictReader(io.StringIO(b"".join(chunks).decode(), newline="")))
     assert [r["product_name"] for r in rows] == list(reversed(names))
+
+
+def test_postgresql_copy_export_writes_the_python_writers_bytes(writer_database: str) -> None:
+    if not writer_database.startswith("postgresql"):
+        pytest.skip("only PostgreSQL exports through COPY; SQLite has the Python writer alone")
+    engine = create_engine(writer_database)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    names = ['susu "ultra", 1L\nnext line', "=1+1", "\tsusu", "\rsusu", "-susu", "@susu"]
+    names += ["+susu", "susu ultra", "kopi é 🥛", "a;b", " spaced "]
+    scores = [1.0, 0.0, 0.1, 1e-05, 0.123456789012345, 2 / 3, 0.5, 0.9999999999999999]
+    latencies = [1.0005, 0.0, 12.3456, 2.5, 0.0004999, 1234.5675, 7.0]
+    rows = [
+        (
+            (start + timedelta(seconds=i, microseconds=i * 7)).timestamp(),
+            "svc" if i % 4 else "=svc",
+            "v1.0.0",
+            names[i % len(names)],
+            "-Susu" if i % 5 == 0 else "Susu",
+            scores[i % len(scores)],
+            i % 2 == 0,
+            i % 3 != 0,
+            None if i % 2 else f"req-{i}",
+            i % 4,
+            latencies[i % len(latencies)],
+        )
+        for i in range(200)
+    ]
+    PredictionLog(engine, setup_metrics(), fraction=1.0, max_rows=1000).write_batch(rows)
+    history = PredictionHistory(Session(engine), sessionmaker(engine))
+    where = bounded_range(crud.LogFilter(since=start - timedelta(minutes=1)))
+    try:
+        copied = b"".join(history.export_csv(where))
+        with Session(engine) as session:
+            written = b"".join(written_csv(session, where))
+    finally:
+        engine.dispose()
+    assert copied == written
+    parsed = list(csv.DictReader(io.StringIO(copied.decode(), newline="")))
+    assert len(parsed) == len(rows)
+    assert parsed[-1]["product_name"] == names[0]  # oldest last, line break kept inside
+    assert {r["client_id"] for r in parsed} == {"svc", "'=svc"}
+
+
+def test_an_export_abandoned_half_way_gives_its_connection_back(writer_database: str) -> None:
+    # A download the client drops closes the body's generator mid-stream: the COPY or
+    # server cursor must end with it, and the pool's only connection work again.
+    engine = create_engine(writer_database, pool_size=1, max_overflow=0, pool_timeout=10)
+    now = datetime.now(UTC).timestamp()
+    rows = [(now - i, "svc", "v1.0.0", f"susu {i} " + "x" * 100) + ROW[1:] for i in range(3000)]
+    PredictionLog(engine, setup_metrics(), fraction=1.0, max_rows=5000).write_batch(
+        [row + (None, 0, 1.0) for row in rows]
+    )
+    sessions = sessionmaker(engine)
+    try:
+        with sessions() as session:
+            body = PredictionHistory(session, sessions).export_csv(crud.LogFilter())
+            assert next(body).startswith(b"created_at,")
+            next(body)
+            body.close()
+        with sessions() as session:
+            assert session.scalar(select(func.count()).select_from(PredictionLogEntry)) == 3000
+    finally:
+        engine.dispose()
 
 
 def test_a_bad_export_range_is_a_422_not_a_broken_download(api: Api) -> None:
@@ -564,6 +627,56 @@ def test_statistics_from_daily_sums_equal_counting_the_rows(writer_database: str
                         assert stats.mean_score == pytest.approx(mean, abs=1e-6)
                         out = sum(1 for r in expected if not r[7]) / len(expected)
                         assert stats.out_of_scope_rate == pytest.approx(out, abs=1e-6)
+    finally:
+        session.close()
+        engine.dispose()
+
+
+def test_filtered_history_pages_across_days_find_every_matching_row(
+    writer_database: str,
+) -> None:
+    # A filtered page reads only the days the daily sums show matches on: paging
+    # through it must still find every matching row, in order, across day edges.
+    engine = create_engine(writer_database)
+    start = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
+    rows = _spread_rows(start)
+    rows.append((start.timestamp() + 86_400 * 3 + 5, "svc", "v0.9.0", "old", "Kopi", 0.3))
+    rows[-1] += (True, False, None, 0, 1.0)
+    PredictionLog(engine, setup_metrics(), fraction=1.0, max_rows=1000).write_batch(rows)
+    # Ids follow the batch's order, and rows sharing an instant come newest id first.
+    newest_first = [r for _, r in sorted(enumerate(rows), key=lambda p: (p[1][0], p[0]))][::-1]
+    history = PredictionHistory(session := Session(engine), sessionmaker(engine))
+    cases = [
+        {"category": "Teh"},
+        {"model_version": "v0.9.0"},
+        {"model_version": "v1.0.1", "needs_review": True},
+        {"category": "Kopi", "since": start + timedelta(days=3, seconds=6)},
+        {"category": "Susu", "until": start + timedelta(days=2, hours=3)},
+        {"category": "Nothing"},
+    ]
+    try:
+        for client in ("svc", None):
+            for case in cases:
+                where = crud.LogFilter(client_id=client, **case)
+                expected = [
+                    r[3]
+                    for r in newest_first
+                    if (client is None or r[1] == client)
+                    and r[4] == case.get("category", r[4])
+                    and r[2] == case.get("model_version", r[2])
+                    and r[6] == case.get("needs_review", r[6])
+                    and r[0] >= case.get("since", start).timestamp()
+                    and r[0] < case.get("until", start + timedelta(days=5)).timestamp()
+                ]
+                seen: list[str] = []
+                cursor = None
+                for _ in range(len(expected) + 1):
+                    page = history.page(where, limit=4, cursor=cursor)
+                    seen += [item.product_name for item in page.items]
+                    cursor = page.next_cursor
+                    if cursor is None:
+                        break
+                assert seen == expected, (client, case)
     finally:
         session.close()
         engine.dispose()
