@@ -11,7 +11,8 @@ deployment, PREDICTION_LOG=all and PREDICTION_LOG=off, loaded in turn (rounds
 interleaved, so drift on the machine hits both alike) with single predictions
 and batches of 100 names, at 1 and 2 uvicorn workers.
 
-    python benchmarks/http_bench.py --log-cost [--duration 10] [--rounds 3]
+    python benchmarks/http_bench.py --log-cost [--duration 10] [--rounds 3] [--workers 1 2]
+        [--requests single batch]
 """
 
 from __future__ import annotations
@@ -69,9 +70,24 @@ def main(argv: list[str] | None = None) -> int:
         "--log-cost", action="store_true", help="compare PREDICTION_LOG=all with off instead"
     )
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (--log-cost)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        choices=(1, 2),
+        default=[1, 2],
+        help="uvicorn workers per server (--log-cost)",
+    )
+    parser.add_argument(
+        "--requests",
+        nargs="+",
+        choices=("single", "batch"),
+        default=["single", "batch"],
+        help="which requests to load (--log-cost)",
+    )
     args = parser.parse_args(argv)
     if args.log_cost:
-        return log_cost(args.duration, args.rounds)
+        return log_cost(args.duration, args.rounds, args.workers, args.requests)
 
     with tempfile.TemporaryDirectory() as tmp:
         env = prepare_deployment(Path(tmp))
@@ -105,7 +121,7 @@ BATCH_BODY = json.dumps(
 LOG_CONCURRENCY = 32
 
 
-def log_cost(duration: int, rounds: int) -> int:
+def log_cost(duration: int, rounds: int, worker_counts: list[int], requests: list[str]) -> int:
     """requests/s with the prediction log on against off: single and batch, 1 and 2 workers."""
     generator = "wrk" if have_wrk() else "httpx (asyncio)"
     print(
@@ -113,12 +129,13 @@ def log_cost(duration: int, rounds: int) -> int:
         f"{rounds} interleaved rounds (median shown), {os.cpu_count()} cores\n"
     )
     print(
-        "| workers | request | log off req/s | log on req/s | on ÷ off | p99 off ms | p99 on ms |"
+        "| workers | request | log off req/s | log on req/s | on ÷ off | p99 off ms | p99 on ms "
+        "| each round's on ÷ off, sorted |"
     )
-    print("|---:|---|---:|---:|---:|---:|---:|")
+    print("|---:|---|---:|---:|---:|---:|---:|---|")
     with tempfile.TemporaryDirectory() as tmp:
         env = prepare_deployment(Path(tmp))
-        for workers in (1, 2):
+        for workers in worker_counts:
             with ExitStack() as stack:
                 bases = {
                     mode: stack.enter_context(
@@ -131,21 +148,33 @@ def log_cost(duration: int, rounds: int) -> int:
                     ("single", "/predict/", PREDICT_BODY),
                     ("batch of 100", "/predict/batch", BATCH_BODY),
                 ):
+                    if label.split()[0] not in requests:
+                        continue
                     runs: dict[str, list[Result]] = {"off": [], "all": []}
-                    for _ in range(rounds):
-                        for mode in ("off", "all"):
+                    for round_number in range(rounds):
+                        # Which server goes first alternates, so that an order effect
+                        # (with off always first, on won 7 of 7 single rounds at 2 workers)
+                        # cannot favour either.
+                        order = ("off", "all") if round_number % 2 == 0 else ("all", "off")
+                        for mode in order:
                             url = bases[mode] + path
                             runs[mode].append(
                                 load(url, bearers[mode], LOG_CONCURRENCY, duration, body)
                             )
                     off = statistics.median(r.rps for r in runs["off"])
                     on = statistics.median(r.rps for r in runs["all"])
+                    # Each round's pair ran back to back: their ratios show the noise.
+                    pairs = sorted(
+                        a.rps / b.rps for a, b in zip(runs["all"], runs["off"], strict=True)
+                    )
                     errors = sum(r.errors for rs in runs.values() for r in rs)
                     p99_off = statistics.median(r.p99_ms for r in runs["off"])
                     p99_on = statistics.median(r.p99_ms for r in runs["all"])
                     print(
                         f"| {workers} | {label} | {off:,.0f} | {on:,.0f} | **{on / off:.0%}** "
-                        f"| {p99_off:.1f} | {p99_on:.1f} |"
+                        f"| {p99_off:.1f} | {p99_on:.1f} | "
+                        + " ".join(f"{r:.0%}" for r in pairs)
+                        + " |"
                         + (f" errors: {errors}" if errors else "")
                     )
     return 0

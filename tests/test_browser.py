@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import (
@@ -28,7 +30,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from tests.support import REPO_ROOT, LiveServer, start_server
+from tests.support import REPO_ROOT, LiveServer, bearer, request_token, start_server
 
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 BROWSER_CLIENT_ID = "browser-client"
@@ -265,3 +267,67 @@ def test_redoc_renders_offline(offline_page: tuple[Page, Traffic], docs_server: 
     expect(page.locator("redoc")).to_contain_text("susu ultra coklat 250ml")
     screenshot(page, "redoc")
     traffic.assert_self_contained(refusable=(REDOCLY_LOGO,))
+
+
+# --- the console (people) ----------------------------------------------------------------
+
+CONSOLE_ID = "console-admin"
+CONSOLE_SECRET = "console-secret-123"
+CONSOLE_NAMES = ("susu ultra coklat 250ml", "sabun mandi cair 400ml", "kopi bubuk 200g")
+
+
+@pytest.fixture(scope="module")
+def console_person(docs_server: LiveServer) -> str:
+    added = docs_server.cli("add", "Console admin", CONSOLE_ID, CONSOLE_SECRET, "--scopes", "admin")
+    assert added.returncode == 0, added.stderr
+    return CONSOLE_ID
+
+
+def _shown_total(page: Page) -> int:
+    return int(page.get_by_test_id("total").inner_text().replace(",", ""))
+
+
+@pytest.mark.e2e
+def test_console_signs_in_shows_the_traffic_at_both_widths_and_signs_out_offline(
+    offline_page: tuple[Page, Traffic], docs_server: LiveServer, console_person: str
+) -> None:
+    page, traffic = offline_page
+    # Traffic from a machine client, as the overview should then show it.
+    with httpx.Client(base_url=docs_server.url, timeout=30) as http:
+        issued = request_token(http, BROWSER_CLIENT_ID, BROWSER_CLIENT_SECRET)
+        assert issued.status_code == 200, issued.text
+        headers = bearer(issued.json()["access_token"])
+        for name in CONSOLE_NAMES:
+            answered = http.post("/predict/", json={"product_name": name}, headers=headers)
+            assert answered.status_code == 200, answered.text
+
+    page.goto(f"{docs_server.url}/console")
+    expect(page).to_have_url(re.compile(r"/console/sign-in$"))
+    page.get_by_label("Client id").fill(console_person)
+    page.get_by_label("Secret").fill(CONSOLE_SECRET)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+
+    # The log writer flushes at least every 200 ms: reload (bounded) until it has.
+    deadline = time.monotonic() + 30
+    page.goto(f"{docs_server.url}/console?range=hour")
+    while _shown_total(page) < len(CONSOLE_NAMES):
+        assert time.monotonic() < deadline, "the predictions never reached the overview"
+        time.sleep(0.5)
+        page.reload()
+    expect(page.get_by_test_id("per-client")).to_contain_text(BROWSER_CLIENT_ID)
+    expect(page.get_by_test_id("per-category")).to_contain_text("Susu")
+    screenshot(page, "console-overview-1280")
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    # Nothing wider than a phone: tables wrap or scroll inside their cards.
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    screenshot(page, "console-overview-390")
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(re.compile(r"/console/sign-in$"))
+    screenshot(page, "console-sign-in-390")
+    page.goto(f"{docs_server.url}/console")
+    expect(page).to_have_url(re.compile(r"/console/sign-in$"))
+    traffic.assert_self_contained()

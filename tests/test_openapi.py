@@ -9,7 +9,7 @@ def test_openapi_declares_client_credentials_flow_with_scopes(client: TestClient
     schemes = client.get("/openapi.json").json()["components"]["securitySchemes"]
     flow = schemes["OAuth2ClientCredentials"]["flows"]["clientCredentials"]
     assert flow["tokenUrl"] == "/auth/token"
-    assert set(flow["scopes"]) == {"predict", "train", "admin"}
+    assert set(flow["scopes"]) == {"predict", "train", "admin", "review"}
 
 
 def test_protected_routes_declare_their_scope(client: TestClient) -> None:
@@ -36,7 +36,7 @@ def test_authorization_server_metadata(client: TestClient) -> None:
         "client_secret_basic",
         "client_secret_post",
     ]
-    assert metadata["scopes_supported"] == ["predict", "train", "admin"]
+    assert metadata["scopes_supported"] == ["predict", "train", "admin", "review"]
     assert metadata["response_types_supported"] == []
 
 

@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     # database never blocks or bloats a worker.
     prediction_log_queue_rows: int = Field(default=100_000, ge=1_000, le=10_000_000)
 
+    # A console session (people, at /console) ends after this many minutes unused,
+    # and this many hours after sign-in whatever its use.
+    console_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    console_session_hours: int = Field(default=12, ge=1, le=7 * 24)
+
     # Revocation is read from the database at most this often per process, so a
     # deactivated client's tokens stop working within this many seconds.
     revocation_refresh_seconds: float = Field(default=2.0, gt=0, le=5)

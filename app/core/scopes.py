@@ -11,12 +11,15 @@ class Scope(StrEnum):
     predict = "predict"
     train = "train"
     admin = "admin"
+    # People who review predictions in the console (issue 15); not for machines.
+    review = "review"
 
 
 SCOPE_DESCRIPTIONS: dict[str, str] = {
     Scope.predict: "Predict categories and send feedback.",
     Scope.train: "Upload datasets, train, inspect and activate models.",
     Scope.admin: "Manage clients and read service statistics.",
+    Scope.review: "Sign in to the console to watch predictions and review uncertain ones.",
 }
 
 DEFAULT_CLIENT_SCOPES: tuple[Scope, ...] = (Scope.predict, Scope.train)

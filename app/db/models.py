@@ -265,3 +265,21 @@ class AuditEvent(Base):
     # "success" or "failure"; `detail` says why a failure failed.
     outcome: Mapped[str] = mapped_column(String(16))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+
+
+class ConsoleSession(Base):
+    """A person signed in to the console: the server side of its session cookie.
+
+    Only a hash of the cookie's value is kept, so a copy of the table signs no
+    one in. Revocation is the client's (`tokens_valid_after`), as for tokens.
+    """
+
+    __tablename__ = "console_session"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(128), index=True)
+    # The client's scopes at sign-in: a change to them revokes the session.
+    scopes: Mapped[str] = mapped_column(String(200))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
