@@ -283,6 +283,23 @@ def console_person(docs_server: LiveServer) -> str:
     return CONSOLE_ID
 
 
+# axe-core, vendored for the tests only (tests/vendor/axe-core: version and licence there).
+AXE_SCRIPT = REPO_ROOT / "tests" / "vendor" / "axe-core" / "axe.min.js"
+RUN_AXE = """async () => {
+  const result = await axe.run(document, {resultTypes: ["violations"]});
+  return result.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+    targets: v.nodes.map(n => n.target.join(" "))}));
+}"""
+
+
+def serious_accessibility_violations(page: Page) -> list[dict[str, object]]:
+    """What axe-core finds serious or critical on the page as it is now."""
+    # Evaluated through the DevTools protocol, so the page's CSP (no script) allows it.
+    page.evaluate(AXE_SCRIPT.read_text(encoding="utf-8"))
+    found: list[dict[str, object]] = page.evaluate(RUN_AXE)
+    return [v for v in found if v["impact"] in ("serious", "critical")]
+
+
 def _shown_total(page: Page) -> int:
     return int(page.get_by_test_id("total").inner_text().replace(",", ""))
 
@@ -303,6 +320,7 @@ def test_console_signs_in_shows_the_traffic_at_both_widths_and_signs_out_offline
 
     page.goto(f"{docs_server.url}/console")
     expect(page).to_have_url(re.compile(r"/console/sign-in$"))
+    assert serious_accessibility_violations(page) == []
     page.get_by_label("Client id").fill(console_person)
     page.get_by_label("Secret").fill(CONSOLE_SECRET)
     page.get_by_role("button", name="Sign in").click()
@@ -318,12 +336,14 @@ def test_console_signs_in_shows_the_traffic_at_both_widths_and_signs_out_offline
     expect(page.get_by_test_id("per-client")).to_contain_text(BROWSER_CLIENT_ID)
     expect(page.get_by_test_id("per-category")).to_contain_text("Susu")
     screenshot(page, "console-overview-1280")
+    assert serious_accessibility_violations(page) == []
 
     page.set_viewport_size({"width": 390, "height": 844})
     page.reload()
     # Nothing wider than a phone: tables wrap or scroll inside their cards.
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     screenshot(page, "console-overview-390")
+    assert serious_accessibility_violations(page) == []
 
     page.get_by_role("button", name="Sign out").click()
     expect(page).to_have_url(re.compile(r"/console/sign-in$"))
