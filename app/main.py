@@ -24,7 +24,7 @@ from app.api.docs import install_docs
 from app.api.errors import OAUTH_PATHS, add_exception_handlers
 from app.api.main import api_router
 from app.api.middleware import BearerGate, RequestContext, RequestLimits
-from app.api.routes import console
+from app.api.routes import console, console_clients
 from app.core.config import Settings, load_settings
 from app.core.logging import configure_logging
 from app.core.metrics import setup_metrics
@@ -95,8 +95,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     add_exception_handlers(app)
     # Innermost: runs after the size limits, before anything reads a body. The token
-    # endpoint is exempt: it authenticates clients, not bearer tokens.
-    app.add_middleware(BearerGate, verify=verify_bearer, exempt=OAUTH_PATHS | console.FORM_PATHS)
+    # endpoint is exempt (it authenticates clients, not bearer tokens), and so are
+    # the console's forms (a session cookie and CSRF token stand for the token).
+    app.add_middleware(
+        BearerGate,
+        verify=verify_bearer,
+        exempt=OAUTH_PATHS,
+        exempt_prefixes=(console.FORM_PREFIX,),
+    )
     app.add_middleware(
         RequestLimits,
         limit_for=_body_limits(settings),
@@ -106,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContext, metrics=metrics)
     app.include_router(api_router)
     app.include_router(console.router)
+    app.include_router(console_clients.router)
     install_docs(app)
     return app
 

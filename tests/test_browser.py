@@ -345,6 +345,19 @@ def test_console_signs_in_shows_the_traffic_at_both_widths_and_signs_out_offline
     screenshot(page, "console-overview-390")
     assert serious_accessibility_violations(page) == []
 
+    # The admin pages, by the keyboard-reachable navigation, at both widths.
+    for width, height in ((390, 844), (1280, 1000)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.get_by_role("navigation", name="Console").get_by_role("link", name="Clients").click()
+        expect(page.get_by_test_id("clients")).to_contain_text(BROWSER_CLIENT_ID)
+        assert serious_accessibility_violations(page) == []
+        screenshot(page, f"console-clients-{width}")
+        page.get_by_role("navigation", name="Console").get_by_role("link", name="Audit").click()
+        expect(page.get_by_role("heading", name="Audit trail")).to_be_visible()
+        assert serious_accessibility_violations(page) == []
+        screenshot(page, f"console-audit-{width}")
+
+    page.set_viewport_size({"width": 390, "height": 844})
     page.get_by_role("button", name="Sign out").click()
     expect(page).to_have_url(re.compile(r"/console/sign-in$"))
     screenshot(page, "console-sign-in-390")

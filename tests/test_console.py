@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from app.db.models import ConsoleSession
 from app.services.clients import ClientService
 from app.services.runtime import Runtime
-from tests.support import Api, Registry, bearer, token_for
+from tests.support import Api, Registry, bearer, request_token, token_for
 
 SECRET = "correct-horse-battery"
 REVOCATION_BOUND_SECONDS = 5.0
@@ -261,3 +261,142 @@ def test_a_review_token_opens_no_admin_route(api: Api, people: Registry) -> None
         response = api.client.get(path, headers=headers)
         assert response.status_code == 403, path
         assert response.json()["error"] == "insufficient_scope"
+
+
+# --- clients and audit (admin) ------------------------------------------------------------
+
+
+def admin_console(api: Api) -> str:
+    """Sign `boss` in; its CSRF token."""
+    assert sign_in(api.client, "boss").status_code == 303
+    return csrf_of(api.client.get("/console/clients").text)
+
+
+def post_form(api: Api, path: str, **fields: object) -> httpx.Response:
+    return api.client.post(path, data=fields, follow_redirects=False)
+
+
+def test_clients_and_audit_are_for_admins_only(api: Api, people: Registry) -> None:
+    assert sign_in(api.client, "reviewer-1").status_code == 303
+    overview = api.client.get("/console").text
+    assert "/console/clients" not in overview
+    token = csrf_of(overview)
+    for path in ("/console/clients", "/console/audit"):
+        response = api.client.get(path)
+        assert response.status_code == 403 and "Admins only" in response.text
+    # Nor can a reviewer change anything, even with its own valid CSRF token.
+    response = post_form(api, "/console/clients/svc/active", csrf_token=token, active="false")
+    assert response.status_code == 403
+    assert request_ok(api, "svc")
+
+
+def request_ok(api: Api, client_id: str, secret: str = SECRET) -> bool:
+    return bool(request_token(api.client, client_id, secret).status_code == 200)
+
+
+def test_an_admin_registers_a_client_and_sees_its_secret_once(api: Api, people: Registry) -> None:
+    token = admin_console(api)
+    page = api.client.get("/console/clients").text
+    for client_id in ("svc", "reviewer-1", "boss"):
+        assert f'data-client="{client_id}"' in page
+    response = post_form(
+        api,
+        "/console/clients",
+        csrf_token=token,
+        name="Reviewer two",
+        client_id="reviewer-2",
+        scopes="review",
+    )
+    assert response.status_code == 200, response.text
+    secret = re.search(r'data-testid="secret">([^<]+)<', response.text)
+    assert secret and request_ok(api, "reviewer-2", secret.group(1))
+    assert secret.group(1) not in api.client.get("/console/clients").text
+    audit = api.client.get("/console/audit", params={"action": "client.create"}).text
+    assert "reviewer-2" in audit and "<td>boss</td>" in audit
+    # An id that exists, and a scope that does not, are refused with the reason.
+    taken = post_form(
+        api,
+        "/console/clients",
+        csrf_token=token,
+        name="Again",
+        client_id="reviewer-2",
+        scopes="review",
+    )
+    assert taken.status_code == 409 and "already exists" in taken.text
+    for scopes in ("root", ""):
+        bad = post_form(api, "/console/clients", csrf_token=token, name="X", scopes=scopes)
+        assert bad.status_code == 422, scopes
+
+
+def test_an_admin_deactivates_rotates_and_rescopes_through_forms(
+    api: Api, people: Registry
+) -> None:
+    token = admin_console(api)
+    assert (
+        post_form(api, "/console/clients/svc/active", csrf_token=token, active="false").status_code
+        == 303
+    )
+    assert not request_ok(api, "svc")
+    assert (
+        post_form(api, "/console/clients/svc/active", csrf_token=token, active="true").status_code
+        == 303
+    )
+    assert request_ok(api, "svc")
+
+    rotated = post_form(api, "/console/clients/svc/rotate-secret", csrf_token=token)
+    new_secret = re.search(r'data-testid="secret">([^<]+)<', rotated.text)
+    assert rotated.status_code == 200 and new_secret
+    assert not request_ok(api, "svc") and request_ok(api, "svc", new_secret.group(1))
+
+    assert (
+        post_form(
+            api, "/console/clients/svc/scopes", csrf_token=token, scopes="predict"
+        ).status_code
+        == 303
+    )
+    assert "predict" == runtime_client_scopes(api, "svc")
+    actions = api.client.get("/console/audit", params={"target": "svc"}).text
+    for action in ("client.deactivate", "client.activate", "client.rotate_secret"):
+        assert action in actions
+
+
+def runtime_client_scopes(api: Api, client_id: str) -> str:
+    runtime = runtime_of(api)
+    with runtime.session() as session:
+        record = ClientService(session, runtime.hasher).get(client_id)
+    return " ".join(record.scopes)
+
+
+def test_an_admin_cannot_lock_itself_out_from_the_console(api: Api, people: Registry) -> None:
+    token = admin_console(api)
+    for path, fields in (
+        ("/console/clients/boss/active", {"active": "false"}),
+        ("/console/clients/boss/scopes", {"scopes": "review"}),
+    ):
+        response = post_form(api, path, csrf_token=token, **fields)
+        assert response.status_code == 409, response.text
+    assert signed_in(api.client)
+    assert runtime_client_scopes(api, "boss") == "admin"
+
+
+def test_console_changes_need_the_csrf_token_and_this_origin(api: Api, people: Registry) -> None:
+    token = admin_console(api)
+    assert post_form(api, "/console/clients/svc/active", active="false").status_code == 403
+    assert (
+        post_form(
+            api, "/console/clients/svc/active", csrf_token="forged", active="false"
+        ).status_code
+        == 403
+    )
+    cross = api.client.post(
+        "/console/clients/svc/active",
+        data={"csrf_token": token, "active": "false"},
+        headers={"Origin": "https://evil.example"},
+        follow_redirects=False,
+    )
+    assert cross.status_code == 403
+    assert request_ok(api, "svc")
+    # Without a session, a change is a redirect to sign in, not a 401 from the API.
+    api.client.cookies.clear()
+    anonymous = post_form(api, "/console/clients/svc/active", csrf_token=token, active="false")
+    assert anonymous.status_code == 303 and request_ok(api, "svc")

@@ -119,16 +119,25 @@ class BearerGate:
     the server does not go on reading the unwanted body.
     """
 
-    def __init__(self, app: ASGIApp, verify: Verifier, exempt: frozenset[str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        verify: Verifier,
+        exempt: frozenset[str],
+        exempt_prefixes: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self.verify = verify
         self.exempt = exempt
+        # Paths authenticated otherwise (the console's session cookie and CSRF token).
+        self.exempt_prefixes = exempt_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] != "http"
             or scope["method"] in _BODYLESS_METHODS
             or scope["path"].rstrip("/") in self.exempt
+            or scope["path"].startswith(self.exempt_prefixes)
         ):
             await self.app(scope, receive, send)
             return

@@ -39,8 +39,8 @@ templates = Jinja2Templates(directory=Path(__file__).resolve().parents[2] / "tem
 
 COOKIE = "garoupa_console"
 # Forms people post without a bearer token (BearerGate lets them through; they are
-# authenticated by the secret or the session cookie and CSRF token instead).
-FORM_PATHS = frozenset({"/console/sign-in", "/console/sign-out"})
+# authenticated by the secret, or by the session cookie and CSRF token, instead).
+FORM_PREFIX = "/console/"
 # Longest client id and secret the sign-in form passes on; longer is a wrong secret.
 _MAX_FIELD_CHARS = 512
 RANGES: dict[str, tuple[str, timedelta]] = {
@@ -96,13 +96,13 @@ async def overview(
 ) -> Response:
     """What the model did over a range: predictions, scores, review and out-of-scope rates."""
     if user is None:
-        return _to(request, "/console/sign-in")
+        return redirect_to(request, "/console/sign-in")
     # An allow-list: anything else is the default range, never an unbounded read.
     chosen = chosen if chosen in RANGES else "day"
     label, span = RANGES[chosen]
     until = datetime.now(UTC)
     stats = await run_in_threadpool(history.overview, LogFilter(since=until - span, until=until))
-    return _page(
+    return page(
         request,
         "overview.html",
         user=user,
@@ -119,8 +119,8 @@ async def overview(
 async def sign_in_form(request: Request, user: ConsoleUserDep) -> Response:
     """The sign-in form (the overview for someone already signed in)."""
     if user is not None:
-        return _to(request, "/console")
-    return _page(request, "sign_in.html", title="Sign in")
+        return redirect_to(request, "/console")
+    return page(request, "sign_in.html", title="Sign in")
 
 
 @router.post("/sign-in", response_class=HTMLResponse)
@@ -131,11 +131,11 @@ async def sign_in(
     settings: SettingsDep,
 ) -> Response:
     """Check the client id and secret under the brute-force guard and start a session."""
-    if not _same_origin(request):
-        return _refused(request)
+    if not same_origin(request):
+        return refused(request)
     form = await request.form(max_files=0, max_fields=8)
-    client_id = _field(form.get("client_id"))
-    secret = _field(form.get("client_secret"))
+    client_id = form_field(form.get("client_id"))
+    secret = form_field(form.get("client_secret"))
     runtime = request.app.state.runtime
     try:
         token, user = await run_in_threadpool(
@@ -172,7 +172,7 @@ async def sign_in(
             retry_after=exc.retry_after,
         )
     logger.info("console sign-in", extra={"client_id": user.client_id})
-    response = _to(request, "/console")
+    response = redirect_to(request, "/console")
     response.set_cookie(
         COOKIE,
         token,
@@ -191,18 +191,18 @@ async def sign_out(
 ) -> Response:
     """End the session (the form carries its CSRF token)."""
     if user is None:
-        return _to(request, "/console/sign-in")
+        return redirect_to(request, "/console/sign-in")
     form = await request.form(max_files=0, max_fields=8)
-    if not _same_origin(request) or not user.csrf_matches(_field(form.get("csrf_token"))):
-        return _refused(request)
+    if not same_origin(request) or not user.csrf_matches(form_field(form.get("csrf_token"))):
+        return refused(request)
     await run_in_threadpool(sessions.sign_out, request.cookies.get(COOKIE, ""))
     logger.info("console sign-out", extra={"client_id": user.client_id})
-    response = _to(request, "/console/sign-in")
+    response = redirect_to(request, "/console/sign-in")
     response.delete_cookie(COOKIE, path=_root(request) + "/console")
     return response
 
 
-def _same_origin(request: Request) -> bool:
+def same_origin(request: Request) -> bool:
     """Whether a POST comes from this site's own pages: a cross-site form or fetch is
     refused even before the SameSite=Strict cookie would have kept it signed out."""
     site = request.headers.get("sec-fetch-site")
@@ -215,7 +215,7 @@ def _same_origin(request: Request) -> bool:
     return urlsplit(origin).netloc == request.headers.get("host")
 
 
-def _field(value: Any) -> str:
+def form_field(value: Any) -> str:
     return value if isinstance(value, str) and len(value) <= _MAX_FIELD_CHARS else ""
 
 
@@ -223,11 +223,11 @@ def _root(request: Request) -> str:
     return str(request.scope.get("root_path", "")).rstrip("/")
 
 
-def _to(request: Request, path: str) -> RedirectResponse:
+def redirect_to(request: Request, path: str) -> RedirectResponse:
     return RedirectResponse(_root(request) + path, status_code=303)
 
 
-def _page(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
+def page(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
     context.setdefault("user", None)
     response = templates.TemplateResponse(
         request,
@@ -245,7 +245,7 @@ def _page(request: Request, template: str, status_code: int = 200, **context: An
 def _sign_in_error(
     request: Request, status: int, message: str, client_id: str, retry_after: int | None = None
 ) -> Response:
-    response = _page(
+    response = page(
         request,
         "sign_in.html",
         status_code=status,
@@ -258,8 +258,8 @@ def _sign_in_error(
     return response
 
 
-def _refused(request: Request) -> Response:
-    return _page(
+def refused(request: Request) -> Response:
+    return page(
         request,
         "message.html",
         status_code=403,
