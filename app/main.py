@@ -24,7 +24,7 @@ from app.api.docs import install_docs
 from app.api.errors import OAUTH_PATHS, add_exception_handlers
 from app.api.main import api_router
 from app.api.middleware import BearerGate, RequestContext, RequestLimits
-from app.api.routes import console, console_clients
+from app.api.routes import console, console_clients, console_models
 from app.core.config import Settings, load_settings
 from app.core.logging import configure_logging
 from app.core.metrics import setup_metrics
@@ -113,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_router)
     app.include_router(console.router)
     app.include_router(console_clients.router)
+    app.include_router(console_models.router)
     install_docs(app)
     return app
 

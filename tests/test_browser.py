@@ -356,6 +356,11 @@ def test_console_signs_in_shows_the_traffic_at_both_widths_and_signs_out_offline
         expect(page.get_by_role("heading", name="Audit trail")).to_be_visible()
         assert serious_accessibility_violations(page) == []
         screenshot(page, f"console-audit-{width}")
+        page.get_by_role("navigation", name="Console").get_by_role("link", name="Models").click()
+        page.get_by_test_id("versions").get_by_role("link").first.click()
+        expect(page.get_by_test_id("per-class")).to_be_visible()
+        assert serious_accessibility_violations(page) == []
+        screenshot(page, f"console-model-{width}")
 
     page.set_viewport_size({"width": 390, "height": 844})
     page.get_by_role("button", name="Sign out").click()

@@ -1,0 +1,282 @@
+"""The console's models pages: versions and their hold-out metrics; activation (admin).
+
+Everything shown comes from the metrics recorded with each version when it was
+trained (app/ml/evaluation.py): per-category precision, recall and F1, the
+confusion matrix and the coverage-precision curve with the version's review
+threshold. Activation goes through the same ModelRegistry and audit event as
+`POST /models/{version}/activate`, after a confirmation that names what changes.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, Response
+
+from app.api.deps import AuditTrailDep, ModelRegistryDep
+from app.api.routes.console import (
+    ConsoleUserDep,
+    form_field,
+    page,
+    redirect_to,
+    refused,
+    same_origin,
+)
+from app.core.errors import Conflict, NotFound
+from app.db.models import ModelVersion
+from app.services.audit import AuditAction
+from app.services.console import ConsoleUser
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+SORTS = ("category", "precision", "recall", "f1", "support")
+# Beyond this many categories the heat map would be unreadable cells; the list of
+# largest confusions still covers them.
+HEATMAP_MAX_LABELS = 60
+TOP_CONFUSIONS = 15
+
+
+@router.get("/models", response_class=HTMLResponse)
+async def models_page(
+    request: Request, user: ConsoleUserDep, registry: ModelRegistryDep
+) -> Response:
+    """Every version, newest first, with its hold-out summary."""
+    if user is None:
+        return redirect_to(request, "/console/sign-in")
+    rows = await run_in_threadpool(registry.list)
+    versions = [_summary(row) for row in sorted(rows, key=lambda r: r.created_at, reverse=True)]
+    return page(request, "models.html", user=user, title="Models", versions=versions)
+
+
+@router.get("/models/{version}", response_class=HTMLResponse)
+async def model_page(
+    request: Request,
+    version: str,
+    user: ConsoleUserDep,
+    registry: ModelRegistryDep,
+    sort: Annotated[str, Query(max_length=16)] = "f1",
+    order: Annotated[str, Query(max_length=16)] = "asc",
+) -> Response:
+    """One version: per-category metrics (sortable), confusions, the review curve."""
+    if user is None:
+        return redirect_to(request, "/console/sign-in")
+    try:
+        row = await run_in_threadpool(registry.get, version)
+    except NotFound:
+        return _missing(request, user, version)
+    sort = sort if sort in SORTS else "f1"
+    order = order if order in ("asc", "desc") else "asc"
+    metrics: dict[str, Any] = row.metrics or {}
+    return page(
+        request,
+        "model.html",
+        user=user,
+        title=f"Model {row.version}",
+        model=_summary(row),
+        per_class=_per_class(metrics, sort, order),
+        sort=sort,
+        order=order,
+        sorts=SORTS,
+        confusions=_confusions(metrics),
+        heatmap=_heatmap(metrics),
+        curve=_curve(metrics),
+    )
+
+
+@router.get("/models/{version}/activate", response_class=HTMLResponse)
+async def confirm_activation(
+    request: Request, version: str, user: ConsoleUserDep, registry: ModelRegistryDep
+) -> Response:
+    """What activating `version` changes, and the form that does it (admin)."""
+    if user is None:
+        return redirect_to(request, "/console/sign-in")
+    if not user.is_admin:
+        return _admins_only(request, user)
+    try:
+        row = await run_in_threadpool(registry.get, version)
+    except NotFound:
+        return _missing(request, user, version)
+    active = await run_in_threadpool(registry.active)
+    return page(
+        request,
+        "activate.html",
+        user=user,
+        title=f"Activate {row.version}",
+        model=_summary(row),
+        active=None if active is None else _summary(active),
+    )
+
+
+@router.post("/models/{version}/activate", response_class=HTMLResponse)
+async def activate(
+    request: Request,
+    version: str,
+    user: ConsoleUserDep,
+    registry: ModelRegistryDep,
+    audit: AuditTrailDep,
+) -> Response:
+    """Make `version` the one every worker serves; audited as `model.activate`."""
+    if user is None:
+        return redirect_to(request, "/console/sign-in")
+    if not user.is_admin:
+        return _admins_only(request, user)
+    if not same_origin(request):
+        return refused(request)
+    form = await request.form(max_files=0, max_fields=8)
+    if not user.csrf_matches(form_field(form.get("csrf_token"))):
+        return refused(request)
+
+    def run() -> None:
+        previous = registry.active()
+        with audit.recording(
+            actor=user.client_id,
+            action=AuditAction.model_activate,
+            target=version,
+            refusals=(Conflict,),
+        ) as event:
+            event.detail["previous"] = previous.version if previous else None
+            registry.activate(version)
+
+    try:
+        await run_in_threadpool(run)
+    except NotFound:
+        return _missing(request, user, version)
+    except Conflict as exc:
+        return page(
+            request,
+            "message.html",
+            status_code=409,
+            user=user,
+            title="Not activated",
+            message=str(exc),
+            back=f"/console/models/{version}",
+        )
+    return redirect_to(request, f"/console/models/{version}")
+
+
+def _summary(row: ModelVersion) -> dict[str, Any]:
+    metrics: dict[str, Any] = row.metrics or {}
+    review = metrics.get("review") or {}
+    return {
+        "version": row.version,
+        "created_at": row.created_at,
+        "activated_at": row.activated_at,
+        "is_active": row.is_active,
+        "algorithm": row.algorithm,
+        "classes": len(row.classes or []),
+        "data_rows": row.data_rows,
+        "n_samples": metrics.get("n_samples"),
+        "accuracy": metrics.get("accuracy"),
+        "macro_f1": metrics.get("macro_f1"),
+        "ece": metrics.get("ece"),
+        "threshold": review.get("threshold"),
+    }
+
+
+def _per_class(metrics: dict[str, Any], sort: str, order: str) -> list[dict[str, Any]]:
+    rows = [
+        {"category": label, **values}
+        for label, values in (metrics.get("per_class") or {}).items()
+        if isinstance(values, dict)
+    ]
+    rows.sort(key=lambda r: (r.get(sort, 0), r["category"]), reverse=order == "desc")
+    return rows
+
+
+def _confusions(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """The largest off-diagonal cells: which category is most often taken for which."""
+    matrix = metrics.get("confusion_matrix") or {}
+    labels: list[str] = matrix.get("labels") or []
+    cells: list[list[int]] = matrix.get("matrix") or []
+    pairs: list[dict[str, Any]] = [
+        {"true": labels[i], "predicted": labels[j], "count": count, "of": sum(row)}
+        for i, row in enumerate(cells)
+        for j, count in enumerate(row)
+        if i != j and count > 0
+    ]
+    pairs.sort(key=lambda p: (-p["count"], p["true"], p["predicted"]))
+    return pairs[:TOP_CONFUSIONS]
+
+
+def _heatmap(metrics: dict[str, Any]) -> dict[str, Any] | None:
+    """Cells of the confusion matrix, each row's shares as opacity, for an inline SVG."""
+    matrix = metrics.get("confusion_matrix") or {}
+    labels: list[str] = matrix.get("labels") or []
+    cells: list[list[int]] = matrix.get("matrix") or []
+    if not labels or len(labels) > HEATMAP_MAX_LABELS:
+        return None
+    size = 480 / len(labels)
+    rects = []
+    for i, row in enumerate(cells):
+        total = sum(row) or 1
+        for j, count in enumerate(row):
+            if count:
+                rects.append(
+                    {
+                        "x": round(j * size, 2),
+                        "y": round(i * size, 2),
+                        "size": round(size, 2),
+                        "opacity": round(0.15 + 0.85 * count / total, 3),
+                        "diagonal": i == j,
+                        "label": f"{labels[i]} predicted as {labels[j]}: {count} of {total}",
+                    }
+                )
+    return {"rects": rects, "labels": len(labels)}
+
+
+def _curve(metrics: dict[str, Any]) -> dict[str, Any] | None:
+    """The coverage-precision curve as an SVG polyline, with the review threshold."""
+    review = metrics.get("review") or {}
+    points: list[dict[str, Any]] = review.get("coverage_precision") or []
+    if not points:
+        return None
+    width, height = 480, 240
+    low = min(min(p["precision"] for p in points), 0.5)
+
+    def xy(point: dict[str, Any]) -> tuple[float, float]:
+        x = point["coverage"] * width
+        y = height - (point["precision"] - low) / (1 - low) * height if low < 1 else 0.0
+        return round(x, 2), round(y, 2)
+
+    threshold = review.get("threshold")
+    marked = None
+    if threshold is not None:
+        nearest = min(points, key=lambda p: abs(p["threshold"] - threshold))
+        x, y = xy(nearest)
+        marked = {"x": x, "y": y, **nearest}
+    table = [p for p in points if round(p["threshold"] * 10, 6) == int(p["threshold"] * 10)]
+    return {
+        "width": width,
+        "height": height,
+        "low": low,
+        "polyline": " ".join(f"{x},{y}" for x, y in map(xy, points)),
+        "marked": marked,
+        "threshold": threshold,
+        "table": table,
+    }
+
+
+def _missing(request: Request, user: ConsoleUser, version: str) -> Response:
+    return page(
+        request,
+        "message.html",
+        status_code=404,
+        user=user,
+        title="No such version",
+        message=f"No model version is called {version!r}.",
+        back="/console/models",
+    )
+
+
+def _admins_only(request: Request, user: ConsoleUser) -> Response:
+    return page(
+        request,
+        "message.html",
+        status_code=403,
+        user=user,
+        title="Admins only",
+        message="Activating a version is for clients holding the admin scope.",
+        back="/console/models",
+    )
