@@ -24,7 +24,7 @@ from app.api.docs import install_docs
 from app.api.errors import OAUTH_PATHS, add_exception_handlers
 from app.api.main import api_router
 from app.api.middleware import BearerGate, RequestContext, RequestLimits
-from app.api.routes import console, console_clients, console_models
+from app.api.routes import console, console_clients, console_models, console_review
 from app.core.config import Settings, load_settings
 from app.core.logging import configure_logging
 from app.core.metrics import setup_metrics
@@ -114,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(console.router)
     app.include_router(console_clients.router)
     app.include_router(console_models.router)
+    app.include_router(console_review.router)
     install_docs(app)
     return app
 

@@ -369,3 +369,72 @@ def test_console_signs_in_shows_the_traffic_at_both_widths_and_signs_out_offline
     page.goto(f"{docs_server.url}/console")
     expect(page).to_have_url(re.compile(r"/console/sign-in$"))
     traffic.assert_self_contained()
+
+
+REVIEW_NAMES = ("teh celup melati 25 sachet", "minyak goreng 2 liter", "biskuit kelapa 300g")
+
+
+@pytest.mark.e2e
+def test_console_review_queue_by_keyboard_makes_feedback(
+    offline_page: tuple[Page, Traffic], docs_server: LiveServer, console_person: str
+) -> None:
+    page, traffic = offline_page
+    with httpx.Client(base_url=docs_server.url, timeout=30) as http:
+        issued = request_token(http, BROWSER_CLIENT_ID, BROWSER_CLIENT_SECRET)
+        headers = bearer(issued.json()["access_token"])
+        for name in REVIEW_NAMES:
+            # A threshold no score reaches: every one is flagged for review.
+            body = {"product_name": name, "min_score": 1}
+            assert http.post("/predict/", json=body, headers=headers).json()["needs_review"]
+
+    page.goto(f"{docs_server.url}/console/sign-in")
+    page.get_by_label("Client id").fill(console_person)
+    page.get_by_label("Secret").fill(CONSOLE_SECRET)
+    page.get_by_role("button", name="Sign in").click()
+    deadline = time.monotonic() + 30
+    page.goto(f"{docs_server.url}/console/review")
+    while not page.get_by_test_id("name").count():
+        assert time.monotonic() < deadline, "the flagged predictions never reached the queue"
+        time.sleep(0.5)
+        page.reload()
+    assert serious_accessibility_violations(page) == []
+    screenshot(page, "console-review-1280")
+
+    decided = []
+    for step in range(3):
+        # The keys work once review.js has run (deferred, after the HTML is parsed).
+        expect(page.locator("html[data-keys=on]")).to_have_count(1)
+        name = page.get_by_test_id("name").inner_text()
+        decided.append(name)
+        if step == 1:
+            # "/" jumps to the search; a category from the list, then Enter.
+            page.keyboard.press("/")
+            category = page.locator("#categories option").first.get_attribute("value")
+            assert category
+            page.keyboard.type(category)
+            # Closes the list of matching categories Chromium opens under the field.
+            page.keyboard.press("Escape")
+            expect(page.locator("#category")).to_be_focused()
+            expect(page.locator("#category")).to_have_value(category)
+            page.keyboard.press("Enter")
+        else:
+            page.keyboard.press("1")
+        expect(page.get_by_test_id("decided")).to_have_text(str(step + 1))
+    assert sorted(decided) == sorted(REVIEW_NAMES)
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert serious_accessibility_violations(page) == []
+    screenshot(page, "console-review-390")
+
+    with httpx.Client(base_url=docs_server.url, timeout=30) as http:
+        issued = request_token(http, BROWSER_CLIENT_ID, BROWSER_CLIENT_SECRET)
+        listed = http.get(
+            "/feedback/", params={"limit": 100}, headers=bearer(issued.json()["access_token"])
+        )
+    assert listed.status_code == 200, listed.text
+    mine = {
+        item["product_name"]
+        for item in listed.json()["items"]
+        if item["client_id"] == console_person and item["status"] == "accepted"
+    }
+    assert mine == set(REVIEW_NAMES)
+    traffic.assert_self_contained()

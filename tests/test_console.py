@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from app.db.models import ConsoleSession
+from app.db.models import ConsoleSession, Feedback, PredictionLogEntry
 from app.ml.training import TrainedModel
 from app.services.clients import ClientService
 from app.services.runtime import Runtime
@@ -463,3 +463,114 @@ def test_an_admin_activates_a_version_after_a_confirmation_naming_the_change(
     assert api.get("/models/active").json()["version"] == candidate
     audit = api.client.get("/console/audit", params={"action": "model.activate"}).text
     assert f"<td>{candidate}</td>" in audit and "<td>boss</td>" in audit and "v1.0.0" in audit
+
+
+# --- review queue ---------------------------------------------------------------------------
+
+
+def flag(api: Api, *names: str) -> list[PredictionLogEntry]:
+    """Predict each name with a review threshold nothing reaches; the flagged rows, in
+    the queue's order (lowest score first)."""
+    for name in names:
+        answer = api.post("/predict/", json={"product_name": name, "min_score": 1})
+        assert answer.status_code == 200 and answer.json()["needs_review"], answer.text
+    assert runtime_of(api).prediction_log.flush(timeout=30)
+    with runtime_of(api).session() as session:
+        return list(
+            session.scalars(
+                select(PredictionLogEntry)
+                .where(PredictionLogEntry.needs_review)
+                .order_by(PredictionLogEntry.score, PredictionLogEntry.id)
+            ).all()
+        )
+
+
+def feedback_rows(api: Api) -> list[Feedback]:
+    with runtime_of(api).session() as session:
+        return list(session.scalars(select(Feedback).order_by(Feedback.id)).all())
+
+
+def shown(api: Api) -> str:
+    found = re.search(r'data-testid="name">([^<]*)<', api.client.get("/console/review").text)
+    return found.group(1) if found else ""
+
+
+def test_the_review_queue_turns_decisions_into_accepted_feedback(
+    api: Api, people: Registry
+) -> None:
+    rows = flag(api, "susu ultra coklat 250ml", "sabun mandi cair", "kopi bubuk 200g")
+    assert sign_in(api.client, "reviewer-1").status_code == 303
+    token = csrf_of(api.client.get("/console/review").text)
+    assert shown(api) == rows[0].product_name
+
+    # Confirm: the model was right; accepted feedback under the reviewer's id.
+    assert (
+        post_form(
+            api, f"/console/review/{rows[0].id}", csrf_token=token, action="confirm"
+        ).status_code
+        == 303
+    )
+    [confirmed] = feedback_rows(api)
+    assert (confirmed.product_name, confirmed.category) == (
+        rows[0].product_name,
+        rows[0].predicted_category,
+    )
+    assert confirmed.status == "accepted" and confirmed.reviewed_by == "reviewer-1"
+    assert confirmed.client_id == "reviewer-1"
+    assert shown(api) == rows[1].product_name
+
+    # A category the service does not know is refused, and nothing is recorded.
+    unknown = post_form(
+        api, f"/console/review/{rows[1].id}", csrf_token=token, action="correct", category="Ghost"
+    )
+    assert unknown.status_code == 422 and len(feedback_rows(api)) == 1
+    other = next(
+        r.predicted_category for r in rows if r.predicted_category != rows[1].predicted_category
+    )
+    assert (
+        post_form(
+            api, f"/console/review/{rows[1].id}", csrf_token=token, action="correct", category=other
+        ).status_code
+        == 303
+    )
+    assert feedback_rows(api)[-1].category == other
+
+    # Skip stores no feedback; undo brings the item back.
+    assert (
+        post_form(api, f"/console/review/{rows[2].id}", csrf_token=token, action="skip").status_code
+        == 303
+    )
+    assert len(feedback_rows(api)) == 2
+    assert 'data-testid="empty"' in api.client.get("/console/review").text
+    assert post_form(api, "/console/review/undo", csrf_token=token).status_code == 303
+    assert shown(api) == rows[2].product_name
+    page = api.client.get("/console/review").text
+    assert re.search(r'data-testid="decided">2<', page)
+    assert "agreeing with the model on 50 %" in page
+
+    # A second decision on a decided row is a conflict; without the token, refused.
+    again = post_form(api, f"/console/review/{rows[0].id}", csrf_token=token, action="confirm")
+    assert again.status_code == 409
+    forged = post_form(api, f"/console/review/{rows[2].id}", action="skip")
+    assert forged.status_code == 403 and shown(api) == rows[2].product_name
+
+
+def test_one_decision_covers_a_names_flagged_duplicates_and_undo_rejects_its_feedback(
+    api: Api, people: Registry
+) -> None:
+    rows = flag(api, "sabun mandi cair", "sabun mandi cair", "sabun mandi cair")
+    assert sign_in(api.client, "reviewer-1").status_code == 303
+    page = api.client.get("/console/review").text
+    assert re.search(r'data-testid="duplicates">2<', page)
+    token = csrf_of(page)
+    assert (
+        post_form(
+            api, f"/console/review/{rows[0].id}", csrf_token=token, action="confirm"
+        ).status_code
+        == 303
+    )
+    assert 'data-testid="empty"' in api.client.get("/console/review").text
+    assert len(feedback_rows(api)) == 1
+    assert post_form(api, "/console/review/undo", csrf_token=token).status_code == 303
+    assert [f.status for f in feedback_rows(api)] == ["rejected"]
+    assert re.search(r'data-testid="duplicates">2<', api.client.get("/console/review").text)

@@ -5,7 +5,19 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Date, Float, Index, Integer, String, Text, true
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+    true,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.review import FeedbackStatus
@@ -219,6 +231,21 @@ class PredictionLogEntry(Base):
         ),
         # Retention deletes and the admin's all-clients listing walk time alone.
         Index("ix_prediction_log_created_at", "created_at"),
+        # The console's review queue: flagged rows only (a small share of the log),
+        # lowest score first, and a name's flagged duplicates.
+        Index(
+            "ix_prediction_log_review_score",
+            "score",
+            "id",
+            sqlite_where=text("needs_review = 1"),
+            postgresql_where=text("needs_review"),
+        ),
+        Index(
+            "ix_prediction_log_review_name",
+            "product_name",
+            sqlite_where=text("needs_review = 1"),
+            postgresql_where=text("needs_review"),
+        ),
     )
 
 
@@ -283,3 +310,22 @@ class ConsoleSession(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class ReviewDecision(Base):
+    """What a person decided about one logged prediction in the review queue."""
+
+    __tablename__ = "review_decision"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # prediction_log.id; no foreign key, so that the log's retention purge never
+    # has to look here (a decision outlives the row it was about).
+    prediction_id: Mapped[int] = mapped_column(_LogId, unique=True)
+    reviewer: Mapped[str] = mapped_column(String(128))
+    # confirm (the model was right), correct (another category) or skip.
+    action: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str | None] = mapped_column(String(100), default=None)
+    feedback_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_review_decision_reviewer_time", "reviewer", "created_at"),)

@@ -48,10 +48,11 @@ RANGES: dict[str, tuple[str, timedelta]] = {
     "day": ("Last 24 hours", timedelta(days=1)),
     "30d": ("Last 30 days", timedelta(days=30)),
 }
-# No script and nothing from elsewhere: the pages are plain HTML and one stylesheet.
+# Nothing from elsewhere and no inline code: the pages are HTML, one stylesheet and,
+# on the review page, one script file of this app (keyboard shortcuts only).
 _CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
+    "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 
 
