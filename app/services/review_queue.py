@@ -21,7 +21,7 @@ from sqlalchemy import Select, delete, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.core.errors import Conflict, NotFound, Unprocessable
+from app.core.errors import Conflict, ModelNotReady, NotFound, Unprocessable
 from app.db.models import PredictionLogEntry, ReviewDecision
 from app.ml.explain import Explanation
 from app.services.feedback import FeedbackService
@@ -84,7 +84,14 @@ class ReviewQueue:
         if row is None:
             return None
         duplicates = len(self._group(row)) - 1
-        ranked = self._predictions.predict([row.product_name], SUGGESTIONS, explain=True).ranked[0]
+        try:
+            ranked = self._predictions.predict(
+                [row.product_name], SUGGESTIONS, explain=True
+            ).ranked[0]
+        except ModelNotReady:
+            # No active version (all deactivated, or a fresh registry): the item can
+            # still be skipped or corrected by hand.
+            return QueueItem(row, duplicates, [], None)
         return QueueItem(row, duplicates, list(ranked.top_k), ranked.explanation)
 
     def categories(self) -> list[str]:

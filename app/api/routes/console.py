@@ -102,7 +102,12 @@ async def overview(
     chosen = chosen if chosen in RANGES else "day"
     label, span = RANGES[chosen]
     until = datetime.now(UTC)
-    stats = await run_in_threadpool(history.overview, LogFilter(since=until - span, until=until))
+    since = until - span
+    if span >= timedelta(days=2):
+        # Whole UTC days back to midnight: those come from the daily sums, and only
+        # today's part is counted from the log rows (docs/performance.md).
+        since = until.replace(hour=0, minute=0, second=0, microsecond=0) - span + timedelta(days=1)
+    stats = await run_in_threadpool(history.overview, LogFilter(since=since, until=until))
     return page(
         request,
         "overview.html",
