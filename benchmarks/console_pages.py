@@ -154,6 +154,13 @@ def run(args: argparse.Namespace, url: str, tmp: Path) -> None:
 
             return call
 
+        def uncached(call: Callable[[], object]) -> Callable[[], object]:
+            def fresh() -> None:
+                app.state.console_overview = None
+                call()
+
+            return fresh
+
         def review_and_decide() -> None:
             page = client.get("/console/review")
             assert page.status_code == 200
@@ -170,7 +177,14 @@ def run(args: argparse.Namespace, url: str, tmp: Path) -> None:
         lines = [
             row("overview, last hour", timed(get("/console?range=hour"), args.repeat)),
             row("overview, last 24 hours", timed(get("/console?range=day"), args.repeat)),
-            row("overview, last 30 days", timed(get("/console?range=30d"), args.repeat)),
+            row(
+                "overview, last 30 days, counted (cache emptied first)",
+                timed(uncached(get("/console?range=30d")), args.repeat),
+            ),
+            row(
+                "overview, last 30 days, within the 15 s cache",
+                timed(get("/console?range=30d"), args.repeat),
+            ),
             row("review (load, then a skip)", timed(review_and_decide, args.repeat)),
             row("models", timed(get("/console/models"), args.repeat)),
             row(f"model {version}", timed(get(f"/console/models/{version}"), args.repeat)),

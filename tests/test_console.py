@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from cachetools import TTLCache
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
@@ -574,3 +575,26 @@ def test_one_decision_covers_a_names_flagged_duplicates_and_undo_rejects_its_fee
     assert post_form(api, "/console/review/undo", csrf_token=token).status_code == 303
     assert [f.status for f in feedback_rows(api)] == ["rejected"]
     assert re.search(r'data-testid="duplicates">2<', api.client.get("/console/review").text)
+
+
+def test_the_month_overview_is_kept_briefly_and_the_hour_is_always_fresh(
+    api: Api, people: Registry
+) -> None:
+    # The cache's lifetime made long, so that a slow machine cannot outlive it mid-test.
+    api.client.app.state.console_overview = TTLCache(maxsize=3, ttl=3600)  # type: ignore[attr-defined]
+    assert api.post("/predict/", json={"product_name": "susu ultra"}).status_code == 200
+    assert runtime_of(api).prediction_log.flush(timeout=30)
+    assert sign_in(api.client, "boss").status_code == 303
+
+    def total(range_: str) -> int:
+        page = api.client.get("/console", params={"range": range_}).text
+        found = re.search(r'data-testid="total">([\d,]+)<', page)
+        assert found, page
+        return int(found.group(1).replace(",", ""))
+
+    assert total("30d") == 1 and total("hour") == 1
+    assert api.post("/predict/", json={"product_name": "kopi bubuk"}).status_code == 200
+    assert runtime_of(api).prediction_log.flush(timeout=30)
+    assert total("hour") == 2
+    assert total("30d") == 1
+    assert "(kept for 15 s)" in api.client.get("/console", params={"range": "30d"}).text

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
+from cachetools import TTLCache
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -31,6 +32,7 @@ from app.core.errors import InvalidClient, TemporarilyUnavailable, TooManyAttemp
 from app.crud.prediction_log import LogFilter
 from app.schemas.history import AdminStats
 from app.services.console import ConsoleSessions, ConsoleUser, NotForConsole
+from app.services.prediction_history import PredictionHistory
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +45,7 @@ COOKIE = "garoupa_console"
 FORM_PREFIX = "/console/"
 # Longest client id and secret the sign-in form passes on; longer is a wrong secret.
 _MAX_FIELD_CHARS = 512
+OVERVIEW_CACHE_SECONDS = 15
 RANGES: dict[str, tuple[str, timedelta]] = {
     "hour": ("Last hour", timedelta(hours=1)),
     "day": ("Last 24 hours", timedelta(days=1)),
@@ -107,7 +110,8 @@ async def overview(
         # Whole UTC days back to midnight: those come from the daily sums, and only
         # today's part is counted from the log rows (docs/performance.md).
         since = until.replace(hour=0, minute=0, second=0, microsecond=0) - span + timedelta(days=1)
-    stats = await run_in_threadpool(history.overview, LogFilter(since=since, until=until))
+    where = LogFilter(since=since, until=until)
+    stats, counted_at = await _overview(request, history, chosen, where)
     return page(
         request,
         "overview.html",
@@ -117,8 +121,37 @@ async def overview(
         chosen=chosen,
         range_label=label,
         stats=stats,
+        counted_at=counted_at,
         chart=_day_chart(stats),
     )
+
+
+async def _overview(
+    request: Request, history: PredictionHistory, key: str, where: LogFilter
+) -> tuple[AdminStats, datetime]:
+    """The range's statistics, and when they were counted.
+
+    Ranges of days are kept for OVERVIEW_CACHE_SECONDS per worker: over a month of
+    a busy log they take a few hundred milliseconds to count (docs/performance.md),
+    and a dashboard reloaded by several people need not count them each time.
+    Shorter ranges are counted afresh on every load.
+    """
+    cache: TTLCache[str, tuple[AdminStats, datetime]] | None = getattr(
+        request.app.state, "console_overview", None
+    )
+    if cache is None:
+        cache = TTLCache(maxsize=len(RANGES), ttl=OVERVIEW_CACHE_SECONDS)
+        request.app.state.console_overview = cache
+    assert where.since is not None and where.until is not None
+    if where.until - where.since >= timedelta(days=2):
+        cached = cache.get(key)
+        if cached is not None:
+            return cached
+    stats = await run_in_threadpool(history.overview, where)
+    counted = (stats, datetime.now(UTC))
+    if where.until - where.since >= timedelta(days=2):
+        cache[key] = counted
+    return counted
 
 
 @router.get("/sign-in", response_class=HTMLResponse)
