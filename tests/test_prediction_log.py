@@ -618,6 +618,12 @@ def test_statistics_from_daily_sums_equal_counting_the_rows(writer_database: str
                     assert stats.total == len(expected), (since, until, client, review)
                     by_category = {c.category: c.count for c in stats.per_category}
                     assert by_category == _counts(r[4] for r in expected)
+                    if client is None and review is None:
+                        # The admin's overview groups by client in the same pass.
+                        overview = history.overview(where)
+                        assert overview.predictions == stats
+                        by_client = {c.client_id: c.count for c in overview.per_client}
+                        assert by_client == _counts(r[1] for r in expected)
                     by_day = {d.date.isoformat(): d.count for d in stats.per_day}
                     assert by_day == _counts(
                         datetime.fromtimestamp(r[0], UTC).date().isoformat() for r in expected

@@ -29,6 +29,7 @@ from sqlalchemy import (
     select,
     tuple_,
     type_coerce,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.orm import Session
@@ -362,6 +363,91 @@ def grouped_over(session: Session, where: LogFilter, by: str) -> list[Group]:
     if by == "day":
         return sorted(merged.values(), key=lambda g: g.key)
     return sorted(merged.values(), key=lambda g: (-g.count, g.key))
+
+
+def grouped_over_many(
+    session: Session, where: LogFilter, bys: Sequence[str]
+) -> dict[str, list[Group]]:
+    """grouped_over for several `by`s at once (in the same orders).
+
+    On PostgreSQL one statement reads the daily sums and the edge days' rows once
+    and groups them by every `by` with GROUPING SETS, instead of one pass per `by`
+    (the console's month overview: four passes over every client's sums).
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return {by: grouped_over(session, where, by) for by in bys}
+    since, until = where.since, where.until
+    assert since is not None and until is not None
+    first = _midnight(since)
+    if first < since:
+        first += timedelta(days=1)
+    end = _midnight(until)
+    parts: list[Select[Any]] = []
+    if first >= end:
+        parts.append(_rows_part(session, where))
+    else:
+        parts.append(_daily_part(where, first.date(), end.date()))
+        if since < first:
+            parts.append(_rows_part(session, replace(where, until=first)))
+        if end < until:
+            parts.append(_rows_part(session, replace(where, since=end)))
+    both = union_all(*parts).subquery()
+    keys = {by: both.c[by] for by in bys}
+    query = select(
+        *(func.grouping(keys[by]) for by in bys),
+        *keys.values(),
+        func.sum(both.c.n),
+        func.sum(both.c.score_sum),
+        func.sum(both.c.review),
+        func.sum(both.c.oos),
+        func.sum(both.c.requests),
+    ).group_by(func.grouping_sets(*keys.values()))
+    found: dict[str, list[Group]] = {by: [] for by in bys}
+    width = len(bys)
+    for row in session.execute(query):
+        # GROUPING(x) is 0 in the rows grouped by x.
+        which = [i for i in range(width) if row[i] == 0]
+        if len(which) != 1:
+            continue
+        i = which[0]
+        found[bys[i]].append(_group((row[width + i], *row[2 * width :])))
+    return {
+        by: sorted(groups, key=lambda g: g.key)
+        if by == "day"
+        else sorted(groups, key=lambda g: (-g.count, g.key))
+        for by, groups in found.items()
+    }
+
+
+def _daily_part(where: LogFilter, first_day: date, end_day: date) -> Select[Any]:
+    count = _DAILY.predictions
+    return select(
+        _DAILY.day.label("day"),
+        _DAILY.predicted_category.label("category"),
+        _DAILY.model_version.label("model_version"),
+        _DAILY.client_id.label("client_id"),
+        count.label("n"),
+        _DAILY.score_sum.label("score_sum"),
+        case((_DAILY.needs_review, count), else_=0).label("review"),
+        case((_DAILY.in_scope, 0), else_=count).label("oos"),
+        _DAILY.requests.label("requests"),
+    ).where(_DAILY.day >= first_day, _DAILY.day < end_day, *where.key_conditions(_DAILY))
+
+
+def _rows_part(session: Session, where: LogFilter) -> Select[Any]:
+    return where.apply(
+        select(
+            _day(session).label("day"),
+            _LOG.predicted_category.label("category"),
+            _LOG.model_version.label("model_version"),
+            _LOG.client_id.label("client_id"),
+            cast(literal(1), BigInteger).label("n"),
+            _LOG.score.label("score_sum"),
+            cast(cast(_LOG.needs_review, Integer), BigInteger).label("review"),
+            cast(cast(~_LOG.in_scope, Integer), BigInteger).label("oos"),
+            cast(case((_LOG.item == 0, 1), else_=0), BigInteger).label("requests"),
+        )
+    )
 
 
 def latest_per_client(session: Session, client_id: str | None = None) -> dict[str, datetime]:

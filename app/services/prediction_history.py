@@ -38,6 +38,7 @@ from app.schemas.history import (
 # Statistics and exports without `since` cover this many days back from `until`.
 DEFAULT_RANGE_DAYS = 30
 EXPORT_CHUNK_ROWS = 2000
+_STATS_GROUPS = ("day", "category", "model_version")
 EXPORT_COLUMNS = (
     "created_at",
     "client_id",
@@ -87,11 +88,11 @@ class PredictionHistory:
 
     def stats(self, where: LogFilter) -> PredictionStats:
         """Totals and groups over the filter's range (the last 30 days by default)."""
-        where = bounded_range(where)
+        return self._stats(bounded_range(where), self._grouped(where, _STATS_GROUPS))
+
+    def _stats(self, where: LogFilter, groups: dict[str, list[Group]]) -> PredictionStats:
         assert where.since is not None and where.until is not None
-        days = self.groups(where, "day")
-        categories = self.groups(where, "category")
-        versions = self.groups(where, "model_version")
+        versions = groups["model_version"]
         total = sum(g.count for g in versions)
         return PredictionStats(
             since=where.since,
@@ -100,20 +101,20 @@ class PredictionHistory:
             mean_score=_ratio(sum(g.score_sum for g in versions), total),
             review_rate=_ratio(sum(g.needs_review for g in versions), total),
             out_of_scope_rate=_ratio(sum(g.out_of_scope for g in versions), total),
-            per_day=[DayStats(date=g.key, **_rates(g)) for g in days],
-            per_category=[CategoryStats(category=g.key, **_rates(g)) for g in categories],
+            per_day=[DayStats(date=g.key, **_rates(g)) for g in groups["day"]],
+            per_category=[CategoryStats(category=g.key, **_rates(g)) for g in groups["category"]],
             per_model_version=[VersionStats(model_version=g.key, **_rates(g)) for g in versions],
         )
 
     def overview(self, where: LogFilter) -> AdminStats:
         """Service-wide statistics for the admin: predictions, clients, jobs, active version."""
-        predictions = self.stats(where)
-        clients = self.groups(bounded_range(where), "client_id")
+        groups = self._grouped(where, (*_STATS_GROUPS, "client_id"))
+        predictions = self._stats(bounded_range(where), groups)
         active = model_crud.active_pointer(self._session)
         registered = client_crud.list_clients(self._session)
         return AdminStats(
             predictions=predictions,
-            per_client=[ClientStats(client_id=g.key, **_rates(g)) for g in clients],
+            per_client=[ClientStats(client_id=g.key, **_rates(g)) for g in groups["client_id"]],
             training_jobs=job_crud.count_by_status(self._session),
             clients={
                 "total": len(registered),
@@ -121,6 +122,9 @@ class PredictionHistory:
             },
             active_model_version=None if active is None else active[0],
         )
+
+    def _grouped(self, where: LogFilter, bys: tuple[str, ...]) -> dict[str, list[Group]]:
+        return crud.grouped_over_many(self._session, bounded_range(where), bys)
 
     def groups(self, where: LogFilter, by: str) -> list[Group]:
         """Predictions per `by` over the filter's bounded range (see crud.grouped_over)."""
