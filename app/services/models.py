@@ -20,6 +20,7 @@ from app.ml.dataset import Dataset, read_csv, write_csv
 from app.ml.fast_path import Precision
 from app.ml.scorer_bundle import BundleError, load_bundle
 from app.schemas.training import ActiveModel
+from app.services.audit import AuditAction, AuditTrail
 
 if TYPE_CHECKING:
     from app.ml.training import TrainedModel
@@ -236,6 +237,19 @@ class ModelRegistry:
         if self._store is not None:
             self._store.sync(wait_for_loads=True)
         return row
+
+
+def activate_audited(
+    registry: ModelRegistry, audit: AuditTrail, version: str, *, actor: str
+) -> ModelVersion:
+    """`registry.activate(version)` recorded as `model.activate` (with the version it
+    replaces), a refusal (Conflict: artifact missing or altered) as a failure."""
+    previous = registry.active()
+    with audit.recording(
+        actor=actor, action=AuditAction.model_activate, target=version, refusals=(Conflict,)
+    ) as event:
+        event.detail["previous"] = previous.version if previous else None
+        return registry.activate(version)
 
 
 def _recorded_metrics(trained: TrainedModel) -> dict[str, object]:

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Select, delete, exists, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from app.core.errors import Conflict, ModelNotReady, NotFound, Unprocessable
+from app.core.errors import Conflict, GaroupaError, ModelNotReady, NotFound, Unprocessable
 from app.db.models import PredictionLogEntry, ReviewDecision
 from app.ml.explain import Explanation
 from app.services.feedback import FeedbackService
@@ -151,7 +151,8 @@ class ReviewQueue:
                     client_id=reviewer,
                     reviewer=True,
                 )
-            except Exception:
+            except (GaroupaError, SQLAlchemyError):
+                # An unknown category, say: the claimed decisions go with it.
                 self._session.rollback()
                 raise
             for decision in decisions:

@@ -281,6 +281,21 @@ def page(request: Request, template: str, status_code: int = 200, **context: Any
     return response
 
 
+def message_page(
+    request: Request, user: ConsoleUser, status: int, title: str, message: str, back: str
+) -> Response:
+    """A page that says why something was not done, with a link back to `back`."""
+    return page(
+        request,
+        "message.html",
+        status_code=status,
+        user=user,
+        title=title,
+        message=message,
+        back=back,
+    )
+
+
 def _sign_in_error(
     request: Request, status: int, message: str, client_id: str, retry_after: int | None = None
 ) -> Response:

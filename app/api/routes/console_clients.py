@@ -22,6 +22,7 @@ from app.api.deps import AuditTrailDep, ClientServiceDep
 from app.api.routes.console import (
     ConsoleUserDep,
     form_field,
+    message_page,
     page,
     redirect_to,
     refused,
@@ -226,23 +227,9 @@ def _failed(request: Request, user: ConsoleUser, exc: GaroupaError) -> Response:
 
 
 def _problem(request: Request, user: ConsoleUser, status: int, message: str) -> Response:
-    return page(
-        request,
-        "message.html",
-        status_code=status,
-        user=user,
-        title="Not changed",
-        message=message,
-        back="/console/clients",
-    )
+    return message_page(request, user, status, "Not changed", message, "/console/clients")
 
 
 def _admins_only(request: Request, user: ConsoleUser) -> Response:
-    return page(
-        request,
-        "message.html",
-        status_code=403,
-        user=user,
-        title="Admins only",
-        message="Clients and the audit trail are for clients holding the admin scope.",
-    )
+    message = "Clients and the audit trail are for clients holding the admin scope."
+    return message_page(request, user, 403, "Admins only", message, "/console")

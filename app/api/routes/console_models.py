@@ -19,6 +19,7 @@ from app.api.deps import AuditTrailDep, ModelRegistryDep
 from app.api.routes.console import (
     ConsoleUserDep,
     form_field,
+    message_page,
     page,
     redirect_to,
     refused,
@@ -26,8 +27,8 @@ from app.api.routes.console import (
 )
 from app.core.errors import Conflict, NotFound
 from app.db.models import ModelVersion
-from app.services.audit import AuditAction
 from app.services.console import ConsoleUser
+from app.services.models import activate_audited
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -128,31 +129,15 @@ async def activate(
     if not user.csrf_matches(form_field(form.get("csrf_token"))):
         return refused(request)
 
-    def run() -> None:
-        previous = registry.active()
-        with audit.recording(
-            actor=user.client_id,
-            action=AuditAction.model_activate,
-            target=version,
-            refusals=(Conflict,),
-        ) as event:
-            event.detail["previous"] = previous.version if previous else None
-            registry.activate(version)
-
     try:
-        await run_in_threadpool(run)
+        await run_in_threadpool(
+            lambda: activate_audited(registry, audit, version, actor=user.client_id)
+        )
     except NotFound:
         return _missing(request, user, version)
     except Conflict as exc:
-        return page(
-            request,
-            "message.html",
-            status_code=409,
-            user=user,
-            title="Not activated",
-            message=str(exc),
-            back=f"/console/models/{version}",
-        )
+        back = f"/console/models/{version}"
+        return message_page(request, user, 409, "Not activated", str(exc), back)
     return redirect_to(request, f"/console/models/{version}")
 
 
@@ -259,24 +244,10 @@ def _curve(metrics: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _missing(request: Request, user: ConsoleUser, version: str) -> Response:
-    return page(
-        request,
-        "message.html",
-        status_code=404,
-        user=user,
-        title="No such version",
-        message=f"No model version is called {version!r}.",
-        back="/console/models",
-    )
+    message = f"No model version is called {version!r}."
+    return message_page(request, user, 404, "No such version", message, "/console/models")
 
 
 def _admins_only(request: Request, user: ConsoleUser) -> Response:
-    return page(
-        request,
-        "message.html",
-        status_code=403,
-        user=user,
-        title="Admins only",
-        message="Activating a version is for clients holding the admin scope.",
-        back="/console/models",
-    )
+    message = "Activating a version is for clients holding the admin scope."
+    return message_page(request, user, 403, "Admins only", message, "/console/models")

@@ -17,6 +17,7 @@ from app.api.deps import FeedbackServiceDep, PredictionServiceDep, SessionDep
 from app.api.routes.console import (
     ConsoleUserDep,
     form_field,
+    message_page,
     page,
     redirect_to,
     refused,
@@ -111,12 +112,4 @@ async def _checked(request: Request, user: ConsoleUser | None) -> Response | Non
 
 
 def _problem(request: Request, user: ConsoleUser, status: int, message: str) -> Response:
-    return page(
-        request,
-        "message.html",
-        status_code=status,
-        user=user,
-        title="Not decided",
-        message=message,
-        back="/console/review",
-    )
+    return message_page(request, user, status, "Not decided", message, "/console/review")

@@ -5,10 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.api.deps import AuditTrailDep, ModelRegistryDep, TrainScope
-from app.core.errors import Conflict
 from app.schemas.errors import BearerErrorResponse, ErrorResponse
 from app.schemas.training import ActiveModel, ModelDetail, ModelList, ModelSummary
-from app.services.audit import AuditAction
+from app.services.models import activate_audited
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -63,13 +62,5 @@ def activate_model(
 
     Audited as `model.activate`, a refusal (409) as a failure.
     """
-    previous = registry.active()
-    with audit.recording(
-        actor=client.client_id,
-        action=AuditAction.model_activate,
-        target=version,
-        refusals=(Conflict,),
-    ) as event:
-        event.detail["previous"] = previous.version if previous else None
-        row = registry.activate(version)
+    row = activate_audited(registry, audit, version, actor=client.client_id)
     return ModelDetail.model_validate(row)
