@@ -24,7 +24,14 @@ from app.api.docs import install_docs
 from app.api.errors import OAUTH_PATHS, add_exception_handlers
 from app.api.main import api_router
 from app.api.middleware import BearerGate, RequestContext, RequestLimits
-from app.api.routes import console, console_clients, console_models, console_review
+from app.api.routes import (
+    console,
+    console_clients,
+    console_models,
+    console_overview,
+    console_review,
+    console_training,
+)
 from app.core.config import Settings, load_settings
 from app.core.logging import configure_logging
 from app.core.metrics import setup_metrics
@@ -112,9 +119,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContext, metrics=metrics)
     app.include_router(api_router)
     app.include_router(console.router)
+    app.include_router(console_overview.router)
     app.include_router(console_clients.router)
     app.include_router(console_models.router)
     app.include_router(console_review.router)
+    app.include_router(console_training.router)
     install_docs(app)
     return app
 
@@ -124,7 +133,9 @@ def _body_limits(settings: Settings) -> Callable[[str], int]:
     upload_limit = settings.max_upload_bytes + 64 * 1024
 
     def limit_for(path: str) -> int:
-        return upload_limit if path.startswith("/datasets") else settings.max_request_bytes
+        # The console's upload form takes the same files as POST /datasets/.
+        uploads = path.startswith(("/datasets", console_training.UPLOAD_PATH))
+        return upload_limit if uploads else settings.max_request_bytes
 
     return limit_for
 

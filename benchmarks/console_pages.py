@@ -3,7 +3,7 @@
 Creates a PostgreSQL schema of its own, migrates it, fills `prediction_log` with
 `--rows` generated rows over the last `--days` days (the generator of
 benchmarks/prediction_log_scale.py: Zipf clients, 100 categories, about 5 % of
-rows flagged `needs_review`) and the daily sums, installs a model trained on the
+rows flagged `needs_review`) and the daily and five-minute sums, installs a model trained on the
 shipped data/products.csv, signs an admin in, and times every console page
 through the app's real HTTP stack (TestClient: routing, middleware, session
 look-up, templates), `--repeat` loads each after one warm-up. The review page is
@@ -18,6 +18,7 @@ after a failure or Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import re
 import signal
@@ -31,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import Engine, create_engine, make_url, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -56,7 +57,8 @@ from benchmarks.prediction_log_scale import (  # noqa: E402
 DEFAULT_URL = os.environ.get(
     "GAROUPA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-SHIPPED_CSV = Path(__file__).resolve().parents[1] / "data" / "products.csv"
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED_CSV = REPO / "data" / "products.csv"
 ADMIN, SECRET = "bench-admin", "bench-admin-secret-1"
 TARGET_MS = 300.0
 
@@ -79,6 +81,19 @@ def row(label: str, samples: list[float]) -> str:
         f"| {label} | {statistics.median(ordered):.1f} | {p95:.1f} | {ordered[-1]:.1f} "
         f"| {verdict} |"
     )
+
+
+def fill_timeline(engine: Engine) -> None:
+    """Sum the generated log into prediction_timeline with migration 0008's own backfill
+    (the service keeps the two in step as it writes)."""
+    path = next((REPO / "alembic" / "versions").glob("*_0008_prediction_timeline.py"))
+    spec = importlib.util.spec_from_file_location("migration_0008", path)
+    assert spec is not None and spec.loader is not None
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    with engine.begin() as connection:
+        connection.execute(text(migration._backfill("postgresql")))
+        connection.execute(text("ANALYZE prediction_timeline"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,6 +127,7 @@ def run(args: argparse.Namespace, url: str, tmp: Path) -> None:
     print(f"filling prediction_log with {args.rows:,} rows [{load()}]", flush=True)
     fill(engine, population(args.clients, 1.0, 0), args.rows, args.days, datetime.now(UTC), 0)
     fill_daily(engine)
+    fill_timeline(engine)
     with engine.connect() as connection:
         flagged = connection.execute(
             text("SELECT count(*) FROM prediction_log WHERE needs_review")
@@ -184,6 +200,10 @@ def run(args: argparse.Namespace, url: str, tmp: Path) -> None:
             row(
                 "overview, last 30 days, within the 15 s cache",
                 timed(get("/console?range=30d"), args.repeat),
+            ),
+            row(
+                "overview CSV, last 30 days per day (cache emptied first)",
+                timed(uncached(get("/console/overview.csv?chart=timeline&range=30d")), args.repeat),
             ),
             row("review (load, then a skip)", timed(review_and_decide, args.repeat)),
             row("models", timed(get("/console/models"), args.repeat)),

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import (
     Browser,
+    BrowserContext,
     ConsoleMessage,
     Locator,
     Page,
@@ -418,7 +421,8 @@ def test_console_review_queue_by_keyboard_makes_feedback(
             expect(page.locator("#category")).to_have_value(category)
             page.keyboard.press("Enter")
         else:
-            page.keyboard.press("1")
+            # A number picks that suggestion; Enter accepts the first.
+            page.keyboard.press("1" if step == 0 else "Enter")
         expect(page.get_by_test_id("decided")).to_have_text(str(step + 1))
     assert sorted(decided) == sorted(REVIEW_NAMES)
     page.set_viewport_size({"width": 390, "height": 844})
@@ -437,4 +441,246 @@ def test_console_review_queue_by_keyboard_makes_feedback(
         if item["client_id"] == console_person and item["status"] == "accepted"
     }
     assert mine == set(REVIEW_NAMES)
+    traffic.assert_self_contained()
+
+
+REVIEWER_ID = "console-reviewer"
+ELSEWHERE = "http://elsewhere.example"
+
+
+def _page_with_a_site_elsewhere(
+    browser: Browser, docs_server: LiveServer, forms: str
+) -> tuple[BrowserContext, Page, Traffic]:
+    """A page of this server, and `forms` served as another site's page at ELSEWHERE
+    (every other origin still aborted)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    context.set_default_timeout(UI_TIMEOUT_MS)
+    traffic = Traffic(origin=_origin(docs_server.url))
+
+    def route(route: Route) -> None:
+        if _origin(route.request.url) == ELSEWHERE and route.request.method == "GET":
+            html = f"<!doctype html><title>Elsewhere</title><main>{forms}</main>"
+            route.fulfill(status=200, content_type="text/html", body=html)
+        else:
+            traffic.route(route)
+
+    context.route("**/*", route)
+    page = context.new_page()
+    page.on("pageerror", lambda error: traffic.page_errors.append(str(error)))
+    return context, page, traffic
+
+
+def _sign_in(page: Page, url: str, client_id: str) -> None:
+    page.goto(f"{url}/console/sign-in")
+    page.get_by_label("Client id").fill(client_id)
+    page.get_by_label("Secret").fill(CONSOLE_SECRET)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+
+
+@pytest.mark.e2e
+def test_console_keeps_a_reviewer_out_of_admin_pages_and_routes(
+    browser: Browser, docs_server: LiveServer
+) -> None:
+    added = docs_server.cli("add", "Reviewer", REVIEWER_ID, CONSOLE_SECRET, "--scopes", "review")
+    assert added.returncode == 0, added.stderr
+    context, page, traffic = _page_with_a_site_elsewhere(browser, docs_server, "")
+    try:
+        _sign_in(page, docs_server.url, REVIEWER_ID)
+        nav = page.get_by_role("navigation", name="Console")
+        expect(nav.get_by_role("link", name="Review")).to_be_visible()
+        expect(nav.get_by_role("link", name="Clients")).to_have_count(0)
+        expect(nav.get_by_role("link", name="Audit")).to_have_count(0)
+        for path in ("/console/clients", "/console/audit"):
+            answered = page.goto(docs_server.url + path)
+            assert answered is not None and answered.status == 403
+            expect(page.get_by_role("heading", name="Admins only")).to_be_visible()
+        assert serious_accessibility_violations(page) == []
+        screenshot(page, "console-refused-1280")
+        # Nor do the admin routes answer the reviewer's own bearer token.
+        with httpx.Client(base_url=docs_server.url, timeout=30) as http:
+            token = request_token(http, REVIEWER_ID, CONSOLE_SECRET).json()["access_token"]
+        for path in ("/admin/clients", "/admin/audit", "/admin/stats"):
+            answer = page.request.get(docs_server.url + path, headers=bearer(token))
+            assert answer.status == 403 and answer.json()["error"] == "insufficient_scope"
+        assert traffic.blocked == [] and traffic.page_errors == []
+    finally:
+        context.close()
+
+
+@pytest.mark.e2e
+def test_console_refuses_forms_posted_from_another_site(
+    browser: Browser, docs_server: LiveServer, console_person: str
+) -> None:
+    url = docs_server.url
+    forms = (
+        f'<form method="post" action="{url}/console/clients/{BROWSER_CLIENT_ID}/active">'
+        '<input type="hidden" name="active" value="false">'
+        '<input type="hidden" name="csrf_token" value="guessed">'
+        "<button>Win a prize</button></form>"
+        f'<form method="post" action="{url}/console/sign-in">'
+        f'<input type="hidden" name="client_id" value="{console_person}">'
+        f'<input type="hidden" name="client_secret" value="{CONSOLE_SECRET}">'
+        "<button>Sign in for me</button></form>"
+    )
+    context, page, traffic = _page_with_a_site_elsewhere(browser, docs_server, forms)
+    try:
+        _sign_in(page, url, console_person)
+        # Signed in as an admin, the person visits another site that posts a form to
+        # deactivate a client: the strict cookie stays home and the post is refused.
+        page.goto(f"{ELSEWHERE}/")
+        page.get_by_role("button", name="Win a prize").click()
+        page.wait_for_load_state()
+        assert page.url.startswith(url)
+        with httpx.Client(base_url=url, timeout=30) as http:
+            issued = request_token(http, BROWSER_CLIENT_ID, BROWSER_CLIENT_SECRET)
+        assert issued.status_code == 200, "a cross-site form deactivated the client"
+        # A sign-in posted from elsewhere (login CSRF) is refused outright.
+        page.goto(f"{ELSEWHERE}/")
+        with page.expect_response(f"{url}/console/sign-in") as posted:
+            page.get_by_role("button", name="Sign in for me").click()
+        assert posted.value.status == 403
+        expect(page.get_by_text("was not sent from a page of this console")).to_be_visible()
+        screenshot(page, "console-cross-site-refused-1280")
+        # The person's own session was untouched by either.
+        page.goto(f"{url}/console")
+        expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+        assert traffic.blocked == [] and traffic.page_errors == []
+    finally:
+        context.close()
+
+
+def _train_a_candidate(server: LiveServer) -> str:
+    """A second version, trained on the small test catalog and not activated."""
+    trained = subprocess.run(
+        [
+            sys.executable,
+            str(REPO_ROOT / "train.py"),
+            "--data",
+            str(REPO_ROOT / "tests" / "data" / "tiny.csv"),
+            "--algorithm",
+            "sgd_log_loss",
+            "--no-activate",
+        ],
+        env=server.env,
+        cwd=server.log.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert trained.returncode == 0, trained.stderr
+    found = re.search(r"Saved (v[\d.]+)", trained.stdout)
+    assert found, trained.stdout
+    return found.group(1)
+
+
+def _active_version(url: str) -> str:
+    with httpx.Client(base_url=url, timeout=30) as http:
+        token = request_token(http, BROWSER_CLIENT_ID, BROWSER_CLIENT_SECRET).json()
+        answer = http.get("/models/active", headers=bearer(token["access_token"]))
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["version"])
+
+
+@pytest.mark.e2e
+def test_console_activates_a_version_after_naming_the_change_and_rolls_back(
+    offline_page: tuple[Page, Traffic], docs_server: LiveServer, console_person: str
+) -> None:
+    page, traffic = offline_page
+    before = _active_version(docs_server.url)
+    candidate = _train_a_candidate(docs_server)
+    assert candidate != before
+    _sign_in(page, docs_server.url, console_person)
+    nav = page.get_by_role("navigation", name="Console")
+    try:
+        for version, replaced in ((candidate, before), (before, candidate)):
+            nav.get_by_role("link", name="Models").click()
+            page.get_by_test_id("versions").get_by_role("link", name=version, exact=True).click()
+            page.get_by_role("link", name="Activate…").click()
+            expect(page.get_by_role("heading", name=f"Activate {version}?")).to_be_visible()
+            # The confirmation names what changes before anything does.
+            expect(page.get_by_text(f"instead of {replaced}")).to_be_visible()
+            assert _active_version(docs_server.url) == replaced
+            if version == candidate:
+                assert serious_accessibility_violations(page) == []
+                screenshot(page, "console-activate-1280")
+                page.set_viewport_size({"width": 390, "height": 844})
+                screenshot(page, "console-activate-390")
+                page.set_viewport_size({"width": 1280, "height": 1000})
+            page.get_by_role("button", name=f"Activate {version}").click()
+            # Every worker serves it within seconds (the registry's refresh): bounded wait.
+            deadline = time.monotonic() + 30
+            while _active_version(docs_server.url) != version:
+                assert time.monotonic() < deadline, f"/models/active never became {version}"
+                time.sleep(0.5)
+    finally:
+        if _active_version(docs_server.url) != before:
+            # Leave the server as the other tests expect it, whatever happened above.
+            with httpx.Client(base_url=docs_server.url, timeout=30) as http:
+                issued = request_token(http, console_person, CONSOLE_SECRET).json()
+                http.post(f"/models/{before}/activate", headers=bearer(issued["access_token"]))
+    traffic.assert_self_contained()
+
+
+DROP_FILE = """([name, text]) => {
+  const data = new DataTransfer();
+  data.items.add(new File([text], name, {type: "text/csv"}));
+  const zone = document.querySelector("[data-drop-zone]");
+  for (const type of ["dragenter", "dragover", "drop"]) {
+    zone.dispatchEvent(new DragEvent(type, {dataTransfer: data, bubbles: true, cancelable: true}));
+  }
+}"""
+
+
+def _both_widths(page: Page, name: str) -> None:
+    """Screenshots at 1280 and 390 px, each checked by axe, nothing wider than a phone."""
+    for width, height in ((1280, 1000), (390, 844)):
+        page.set_viewport_size({"width": width, "height": height})
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), width
+        assert serious_accessibility_violations(page) == [], (name, width)
+        screenshot(page, f"{name}-{width}")
+    page.set_viewport_size({"width": 1280, "height": 1000})
+
+
+@pytest.mark.e2e
+def test_console_trains_on_a_dropped_csv_follows_the_job_and_compares_versions(
+    offline_page: tuple[Page, Traffic], docs_server: LiveServer, console_person: str
+) -> None:
+    page, traffic = offline_page
+    _sign_in(page, docs_server.url, console_person)
+    nav = page.get_by_role("navigation", name="Console")
+    nav.get_by_role("link", name="Training").click()
+    expect(page.get_by_role("heading", name="Training", exact=True)).to_be_visible()
+    _both_widths(page, "console-training")
+
+    # Dropped on the page as a person drags it from their files.
+    expect(page.locator("html[data-training=on]")).to_have_count(1)
+    csv_text = (REPO_ROOT / "tests" / "data" / "tiny.csv").read_text(encoding="utf-8")
+    page.evaluate(DROP_FILE, ["catalog.csv", csv_text])
+    expect(page.locator("#drop-note")).to_contain_text("catalog.csv")
+    page.get_by_role("button", name="Upload").click()
+    rows = len(csv_text.strip().splitlines()) - 1
+    expect(page.get_by_test_id("rows")).to_have_text(f"{rows:,}")
+    _both_widths(page, "console-training-upload")
+
+    # On the upload alone, kept inactive so the other tests keep their model.
+    page.get_by_label("Algorithm").select_option("sgd_log_loss")
+    page.get_by_label("The active version's training data").uncheck()
+    page.get_by_label("Accepted feedback").uncheck()
+    page.get_by_label("Serve the new version", exact=False).uncheck()
+    page.get_by_role("button", name="Start training").click()
+    # The page follows the job by itself and shows the scores when it ends.
+    model_link = page.get_by_test_id("model-link")
+    expect(model_link).to_be_visible(timeout=180_000)
+    found = re.search(r"(v\d+\.\d+\.\d+)$", model_link.inner_text())
+    assert found, model_link.inner_text()
+    version = found.group(1)
+    _both_widths(page, "console-training-job")
+
+    nav.get_by_role("link", name="Models").click()
+    page.get_by_label("Version A").select_option(_active_version(docs_server.url))
+    page.get_by_label("Version B").select_option(version)
+    page.get_by_role("button", name="Compare").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text(version)
+    _both_widths(page, "console-compare")
     traffic.assert_self_contained()

@@ -6,7 +6,9 @@ The browser side (rendering, offline, both widths) is in tests/test_browser.py.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import re
 import time
 from datetime import UTC, datetime, timedelta
@@ -255,6 +257,76 @@ def test_the_overview_shows_the_traffic_and_admins_see_clients(api: Api, people:
     # An unknown range is the default one, not an error or an unbounded read.
     fallback = api.client.get("/console", params={"range": "forever"})
     assert fallback.status_code == 200 and 'aria-current="true">Last 24 hours<' in fallback.text
+
+
+def _csv(api: Api, chart: str, range_: str = "hour") -> list[list[str]]:
+    response = api.client.get("/console/overview.csv", params={"chart": chart, "range": range_})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"
+    assert response.headers["content-disposition"].startswith(
+        f'attachment; filename="garoupa-{chart}-'
+    )
+    return list(csv.reader(io.StringIO(response.text)))
+
+
+def test_the_overview_charts_scores_latency_and_time_with_their_numbers(
+    api: Api, people: Registry
+) -> None:
+    now = time.time()
+    rows = [
+        # (score, latency ms, item): a batch of three shares one request's latency.
+        (0.95, 4.0, 0),
+        (0.35, 4.0, 1),
+        (0.05, 4.0, 2),
+        (0.95, 40.0, 0),
+        (1.0, 120.0, 0),
+    ]
+    runtime_of(api).prediction_log.write_batch(
+        [
+            (now - 60, "svc", "v1.0.0", f"name {i}", "=HYPERLINK(1)", score)
+            + (score < 0.5, i != 2, None, item, latency)
+            for i, (score, latency, item) in enumerate(rows)
+        ]
+    )
+    assert sign_in(api.client, "boss").status_code == 303
+    page = api.client.get("/console", params={"range": "hour"}).text
+    assert re.search(r'data-testid="total">5<', page), page
+    histogram = page[page.index('data-testid="score-histogram"') :]
+    for label, count in (("0.0–0.1)", 1), ("0.3–0.4)", 1), ("0.9–1.0]", 3)):
+        assert re.search(rf"<td>{re.escape(label)}</td><td class=\"num\">{count}</td>", histogram)
+    # Three requests: 4 ms (the batch, once), 40 ms and 120 ms; p50 lies in 30-50 ms.
+    latency_bins = page[page.index('data-testid="latency-bins"') :]
+    assert re.search(r"<td>3–5 ms</td><td class=\"num\">1</td>", latency_bins)
+    p50 = re.search(r'data-testid="latency-p50">([\d.]+) ms<', page)
+    assert p50 and 30.0 <= float(p50.group(1)) <= 50.0
+
+    scores = _csv(api, "scores")
+    assert scores[0] == ["score_from", "score_to", "predictions"]
+    assert sum(int(r[2]) for r in scores[1:]) == 5
+    timeline = _csv(api, "timeline")
+    assert timeline[0][:3] == ["step_start_utc", "predictions", "v1.0.0"]
+    assert len(timeline) - 1 in (12, 13)  # five-minute steps over the hour
+    assert sum(int(r[1]) for r in timeline[1:]) == 5
+    assert sum(int(r[timeline[0].index("requests")]) for r in timeline[1:]) == 3
+    latency = _csv(api, "latency")
+    assert sum(int(r[2]) for r in latency[1:]) == 3
+    # A category is data from clients: a spreadsheet opening the file must not run it.
+    categories = _csv(api, "categories")
+    assert categories[1][:2] == ["'=HYPERLINK(1)", "5"]
+    assert _csv(api, "clients")[1][:2] == ["svc", "5"]
+
+    for params in ({"chart": "everything"}, {"chart": "scores", "range": "forever"}):
+        assert api.client.get("/console/overview.csv", params=params).status_code == 404
+    api.client.cookies.clear()
+    assert sign_in(api.client, "reviewer-1").status_code == 303
+    assert _csv(api, "versions")[1][:2] == ["v1.0.0", "5"]
+    refused = api.client.get("/console/overview.csv", params={"chart": "clients"})
+    assert refused.status_code == 403 and "svc" not in refused.text
+    api.client.cookies.clear()
+    assert (
+        api.client.get("/console/overview.csv", follow_redirects=False).headers["location"]
+        == "/console/sign-in"
+    )
 
 
 def test_a_review_token_opens_no_admin_route(api: Api, people: Registry) -> None:
@@ -559,18 +631,31 @@ def test_the_review_queue_turns_decisions_into_accepted_feedback(
 def test_one_decision_covers_a_names_flagged_duplicates_and_undo_rejects_its_feedback(
     api: Api, people: Registry
 ) -> None:
-    rows = flag(api, "sabun mandi cair", "sabun mandi cair", "sabun mandi cair")
+    # The same name, a near-duplicate (case, spaces, punctuation) and another name.
+    rows = flag(api, "sabun mandi cair", "sabun mandi cair", "SABUN  Mandi-Cair!", "sabun cair")
+    group = [r for r in rows if r.product_name != "sabun cair"]
     assert sign_in(api.client, "reviewer-1").status_code == 303
+    token = csrf_of(api.client.get("/console/review").text)
+    other_first = shown(api) == "sabun cair"
+    if other_first:
+        # Decided alone: it is no duplicate of the others.
+        other = next(r for r in rows if r.product_name == "sabun cair")
+        skipped = post_form(api, f"/console/review/{other.id}", csrf_token=token, action="skip")
+        assert skipped.status_code == 303
     page = api.client.get("/console/review").text
     assert re.search(r'data-testid="duplicates">2<', page)
-    token = csrf_of(page)
+    assert re.search(r"Also spelled: <q>[^<]+</q> \(\d\)", page)
     assert (
         post_form(
-            api, f"/console/review/{rows[0].id}", csrf_token=token, action="confirm"
+            api, f"/console/review/{group[0].id}", csrf_token=token, action="confirm"
         ).status_code
         == 303
     )
-    assert 'data-testid="empty"' in api.client.get("/console/review").text
+    after = api.client.get("/console/review").text
+    if other_first:
+        assert 'data-testid="empty"' in after
+    else:
+        assert shown(api) == "sabun cair" and 'data-testid="duplicates"' not in after
     assert len(feedback_rows(api)) == 1
     assert post_form(api, "/console/review/undo", csrf_token=token).status_code == 303
     assert [f.status for f in feedback_rows(api)] == ["rejected"]

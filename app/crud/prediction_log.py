@@ -116,14 +116,14 @@ def insert_rows(connection: Connection, rows: Sequence[tuple[Any, ...]]) -> None
             last = row[0]
             micros = epoch_micros(row[0])
         stamped.append((micros, *row[1:]))
-    _sqlite_insert_values(connection, f"INSERT INTO prediction_log ({_COLUMN_LIST})", stamped)
+    sqlite_insert_values(connection, f"INSERT INTO prediction_log ({_COLUMN_LIST})", stamped)
 
 
 # Rows per multi-row INSERT on SQLite, at most (fewer when the build allows fewer variables).
 _SQLITE_ROWS_PER_STATEMENT = 512
 
 
-def _sqlite_insert_values(
+def sqlite_insert_values(
     connection: Connection, head: str, rows: Sequence[tuple[Any, ...]], tail: str = ""
 ) -> None:
     """`head VALUES (...), (...), ... tail` over `rows`, in statements of a power-of-two
@@ -502,7 +502,7 @@ def add_to_daily(connection: Connection, sums: Sequence[Mapping[str, Any]]) -> N
         # the ISO text SQLAlchemy stores a Date as on SQLite).
         names = [*key, *added]
         updates = ", ".join(f"{name} = {name} + excluded.{name}" for name in added)
-        _sqlite_insert_values(
+        sqlite_insert_values(
             connection,
             f"INSERT INTO prediction_daily ({', '.join(names)})",
             [tuple(sum_[n].isoformat() if n == "day" else sum_[n] for n in names) for sum_ in sums],

@@ -9,11 +9,13 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Column,
     Date,
     Float,
     Index,
     Integer,
     String,
+    Table,
     Text,
     text,
     true,
@@ -329,3 +331,32 @@ class ReviewDecision(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_review_decision_reviewer_time", "reviewer", "created_at"),)
+
+
+# The timeline's bins. Scores in tenths: bin i holds i/10 <= score < (i+1)/10, and the
+# last one also 1.0. Request latencies in milliseconds: bin i holds those above
+# LATENCY_BOUNDS_MS[i-1] and at most LATENCY_BOUNDS_MS[i]; the last bin the rest.
+SCORE_BINS = 10
+LATENCY_BOUNDS_MS = (1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 1000, 2000)
+LATENCY_BINS = len(LATENCY_BOUNDS_MS) + 1
+# Five minutes: the last hour is drawn in 12 steps, a month sums 8,640 rows per version.
+TIMELINE_SLOT_SECONDS = 300
+
+# The prediction log summed per five-minute slot and model version, with score and
+# request-latency histograms: the console's charts over time. Written with the daily
+# sums, in the log rows' transaction. A Core table: its 35 counters are columns so
+# that an upsert adds them in SQL, and they are named, not mapped one by one.
+prediction_timeline = Table(
+    "prediction_timeline",
+    Base.metadata,
+    Column("slot", LogInstant, primary_key=True),
+    Column("model_version", String(32), primary_key=True),
+    Column("predictions", BigInteger, nullable=False),
+    # Counted at a request's first name, like the daily sums' requests.
+    Column("requests", BigInteger, nullable=False),
+    Column("needs_review", BigInteger, nullable=False),
+    Column("out_of_scope", BigInteger, nullable=False),
+    Column("score_sum", Float, nullable=False),
+    *(Column(f"score_{i}", BigInteger, nullable=False) for i in range(SCORE_BINS)),
+    *(Column(f"latency_{i}", BigInteger, nullable=False) for i in range(LATENCY_BINS)),
+)

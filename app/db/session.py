@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.db.name_key import SQLITE_FUNCTION, name_key
+
 
 def create_db_engine(database_url: str) -> Engine:
     """An engine for `database_url`; SQLite gets WAL, foreign keys and a busy timeout."""
@@ -53,6 +55,8 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+    # The review queue groups near-duplicate names by this key (app/db/name_key.py).
+    dbapi_connection.create_function(SQLITE_FUNCTION, 1, name_key, deterministic=True)
 
 
 def create_session_factory(engine: Engine) -> sessionmaker[Session]:

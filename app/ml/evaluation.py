@@ -16,10 +16,13 @@ from sklearn.metrics import (
 from sklearn.model_selection import train_test_split
 
 __all__ = [
+    "ECE_BINS",
     "REVIEW_TARGET_PRECISION",
     "coverage_precision_curve",
+    "ece_from_bins",
     "evaluate",
     "expected_calibration_error",
+    "reliability_bins",
     "review_threshold",
     "split_holdout",
 ]
@@ -29,6 +32,9 @@ __all__ = [
 REVIEW_TARGET_PRECISION = 0.95
 # Thresholds of the coverage-precision curve: 0.00, 0.01, ..., 0.99.
 _CURVE_STEPS = 100
+# Equal-width confidence bins of the recorded ECE and reliability diagram; the
+# value every version so far was scored with, so their ECEs stay comparable.
+ECE_BINS = 15
 
 
 def coverage_precision_curve(
@@ -72,13 +78,16 @@ def review_threshold(
     return 1.0
 
 
-def expected_calibration_error(
+def reliability_bins(
     y_true: Sequence[Any] | np.ndarray,
     proba: np.ndarray,
     classes: Sequence[Any] | np.ndarray,
-    n_bins: int = 15,
-) -> float:
-    """Top-class expected calibration error with ``n_bins`` equal-width confidence bins."""
+    n_bins: int = ECE_BINS,
+) -> list[dict[str, float | int | None]]:
+    """Per equal-width top-class confidence bin (lo, hi]: its count, mean confidence, accuracy.
+
+    Every bin is listed, in order; an empty one has count 0 and None for the means.
+    """
     proba = np.asarray(proba, dtype=np.float64)
     classes_arr = np.asarray(classes)
     y = np.asarray(y_true)
@@ -89,23 +98,51 @@ def expected_calibration_error(
         )
     if n_bins < 1:
         raise ValueError("n_bins must be >= 1")
-    if y.shape[0] == 0:
-        return 0.0
-    top = proba.argmax(axis=1)
-    confidence = proba[np.arange(proba.shape[0]), top]
-    correct = (classes_arr[top] == y).astype(np.float64)
-    # Bins are (lo, hi]; a confidence of exactly 0 joins the first bin.
     edges = np.linspace(0.0, 1.0, n_bins + 1)
-    bin_idx = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
-    ece = 0.0
-    n = float(y.shape[0])
+    if y.shape[0] == 0:
+        confidence = np.zeros(0)
+        correct = np.zeros(0)
+        bin_idx = np.zeros(0, dtype=np.intp)
+    else:
+        top = proba.argmax(axis=1)
+        confidence = proba[np.arange(proba.shape[0]), top]
+        correct = (classes_arr[top] == y).astype(np.float64)
+        # Bins are (lo, hi]; a confidence of exactly 0 joins the first bin.
+        bin_idx = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
+    bins: list[dict[str, float | int | None]] = []
     for b in range(n_bins):
         mask = bin_idx == b
         count = int(mask.sum())
-        if count:
-            gap = abs(float(correct[mask].mean()) - float(confidence[mask].mean()))
-            ece += count / n * gap
+        bins.append(
+            {
+                "lo": float(edges[b]),
+                "hi": float(edges[b + 1]),
+                "count": count,
+                "confidence": float(confidence[mask].mean()) if count else None,
+                "accuracy": float(correct[mask].mean()) if count else None,
+            }
+        )
+    return bins
+
+
+def ece_from_bins(bins: Sequence[dict[str, Any]]) -> float:
+    """Expected calibration error of `reliability_bins` output: the count-weighted mean gap."""
+    n = float(sum(int(b["count"]) for b in bins))
+    ece = 0.0
+    for b in bins:
+        if b["count"]:
+            ece += b["count"] / n * abs(b["accuracy"] - b["confidence"])
     return float(ece)
+
+
+def expected_calibration_error(
+    y_true: Sequence[Any] | np.ndarray,
+    proba: np.ndarray,
+    classes: Sequence[Any] | np.ndarray,
+    n_bins: int = ECE_BINS,
+) -> float:
+    """Top-class expected calibration error with ``n_bins`` equal-width confidence bins."""
+    return ece_from_bins(reliability_bins(y_true, proba, classes, n_bins))
 
 
 def split_holdout(
@@ -171,6 +208,8 @@ def evaluate(pipeline: Any, texts: Sequence[str], labels: Sequence[str]) -> dict
     }
     present = sorted(set(y_true.tolist()))
     matrix = confusion_matrix(y_true, y_pred, labels=labels_all)
+    # One set of bins gives both the ECE and the reliability diagram, so they agree.
+    bins = reliability_bins(y_true, proba, classes)
     return {
         "n_samples": len(texts_l),
         "accuracy": float(accuracy_score(y_true, y_pred)),
@@ -182,7 +221,8 @@ def evaluate(pipeline: Any, texts: Sequence[str], labels: Sequence[str]) -> dict
         "weighted_f1": float(
             f1_score(y_true, y_pred, labels=present, average="weighted", zero_division=0)
         ),
-        "ece": expected_calibration_error(y_true, proba, classes),
+        "ece": ece_from_bins(bins),
+        "reliability": bins,
         "review": _review(proba, y_pred == y_true),
         "per_class": per_class,
         "confusion_matrix": {

@@ -110,7 +110,9 @@ class ModelRegistry:
                 "Train one with `python train.py` or POST /training/.",
             )
         metrics = {
-            k: v for k, v in row.metrics.items() if k not in ("per_class", "confusion_matrix")
+            k: v
+            for k, v in row.metrics.items()
+            if k not in ("per_class", "confusion_matrix", "reliability")
         }
         review = metrics.get("review")
         if isinstance(review, dict):

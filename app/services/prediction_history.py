@@ -34,6 +34,7 @@ from app.schemas.history import (
     PredictionStats,
     VersionStats,
 )
+from app.services.timeline import Timeline, read_timeline
 
 # Statistics and exports without `since` cover this many days back from `until`.
 DEFAULT_RANGE_DAYS = 30
@@ -122,6 +123,10 @@ class PredictionHistory:
             },
             active_model_version=None if active is None else active[0],
         )
+
+    def timeline(self, since: datetime, until: datetime, step: timedelta) -> Timeline:
+        """Every client's predictions over time in steps (see app/services/timeline.py)."""
+        return read_timeline(self._session, since, until, step)
 
     def _grouped(self, where: LogFilter, bys: tuple[str, ...]) -> dict[str, list[Group]]:
         return crud.grouped_over_many(self._session, bounded_range(where), bys)

@@ -29,6 +29,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from app.core.metrics import Metrics
 from app.crud import prediction_log as crud
+from app.crud import prediction_timeline as timeline
 
 logger = logging.getLogger(__name__)
 
@@ -208,8 +209,9 @@ class PredictionLog:
         rows = _storable_rows(batch)
         with self._engine.begin() as connection:
             crud.insert_rows(connection, rows)
-            # Same transaction: the daily sums never disagree with the rows.
+            # Same transaction: the sums never disagree with the rows.
             crud.add_to_daily(connection, _daily_sums(rows))
+            timeline.add_to_timeline(connection, timeline.timeline_sums(batch))
         self._metrics.log_written.inc(len(batch))
 
     def _dropped(self, count: int, reason: str) -> None:
@@ -251,6 +253,10 @@ class PredictionLog:
             while not self._stopping.is_set():
                 with self._engine.begin() as connection:
                     if not crud.purge_daily_before(connection, cutoff.date()):
+                        break
+            while not self._stopping.is_set():
+                with self._engine.begin() as connection:
+                    if not timeline.purge_timeline_before(connection, cutoff):
                         break
         if deleted:
             logger.info("prediction log purged", extra={"rows": deleted})

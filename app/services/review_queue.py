@@ -2,27 +2,30 @@
 
 The queue is the last QUEUE_DAYS of flagged predictions that nobody has decided
 yet, lowest score first. A decision covers the prediction and every undecided
-flagged prediction of the same name in that window (one call for a name sent
-many times). Confirming or correcting stores the label as feedback, accepted
-at once under the reviewer's id (a person looked at it, which is what a
-`train` client's acceptance stands for); skipping stores nothing but the
-decision, so the item leaves this reviewer's and everyone's queue. The last
-decision can be undone: its rows return to the queue and its feedback is
-rejected, so it is never trained on.
+flagged prediction of the same name in that window, or of a near-duplicate of it
+(equal once case, spaces and punctuation go: app/db/name_key.py), so that one
+call settles a name sent many times and spelled a few ways. Confirming or
+correcting stores the label as feedback, accepted at once under the reviewer's
+id (a person looked at it, which is what a `train` client's acceptance stands
+for); skipping stores nothing but the decision, so the item leaves this
+reviewer's and everyone's queue. The last decision can be undone: its rows
+return to the queue and its feedback is rejected, so it is never trained on.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Select, delete, exists, func, select
+from sqlalchemy import Select, String, delete, exists, func, literal, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from app.core.errors import Conflict, GaroupaError, ModelNotReady, NotFound, Unprocessable
 from app.db.models import PredictionLogEntry, ReviewDecision
+from app.db.name_key import name_key, name_key_sql
 from app.ml.explain import Explanation
 from app.services.feedback import FeedbackService
 from app.services.prediction import PredictionService
@@ -31,6 +34,7 @@ QUEUE_DAYS = 7
 # A name sent more often than this in the window is decided in several steps.
 MAX_GROUP = 500
 SUGGESTIONS = 5
+VARIANTS_SHOWN = 5
 # Counting the whole queue would read every flagged row; past this it says "more than".
 REMAINING_CAP = 10_000
 ACTIONS = ("confirm", "correct", "skip")
@@ -43,8 +47,10 @@ class QueueItem:
     """The next prediction to decide, with what the active model says of its name now."""
 
     prediction: PredictionLogEntry
-    # Other undecided flagged predictions of the same name that the decision covers.
+    # Other undecided flagged predictions of the same or a near-duplicate name that
+    # the decision covers, and the most frequent other spellings among them.
     duplicates: int
+    variants: list[tuple[str, int]]
     suggestions: list[tuple[str, float]]
     explanation: Explanation | None
 
@@ -83,7 +89,10 @@ class ReviewQueue:
         )
         if row is None:
             return None
-        duplicates = len(self._group(row)) - 1
+        group = self._group(row)
+        duplicates = len(group) - 1
+        spellings = Counter(name for _, name in group[1:] if name != row.product_name)
+        variants = spellings.most_common(VARIANTS_SHOWN)
         try:
             ranked = self._predictions.predict(
                 [row.product_name], SUGGESTIONS, explain=True
@@ -91,8 +100,8 @@ class ReviewQueue:
         except ModelNotReady:
             # No active version (all deactivated, or a fresh registry): the item can
             # still be skipped or corrected by hand.
-            return QueueItem(row, duplicates, [], None)
-        return QueueItem(row, duplicates, list(ranked.top_k), ranked.explanation)
+            return QueueItem(row, duplicates, variants, [], None)
+        return QueueItem(row, duplicates, variants, list(ranked.top_k), ranked.explanation)
 
     def categories(self) -> list[str]:
         """Every category a correction may name (the active version's and accepted ones)."""
@@ -131,7 +140,7 @@ class ReviewQueue:
                 category=category,
                 created_at=now,
             )
-            for member in group
+            for member, _ in group
         ]
         self._session.add_all(decisions)
         try:
@@ -222,12 +231,23 @@ class ReviewQueue:
         # `needs_review` bare: the partial indexes' own condition (see migration 0007).
         return select(_LOG).where(_LOG.needs_review, _LOG.created_at >= since, ~decided)
 
-    def _group(self, row: PredictionLogEntry) -> list[int]:
-        ids = self._session.scalars(
+    def _group(self, row: PredictionLogEntry) -> list[tuple[int, str]]:
+        """The row and the undecided flagged rows of its name or a near-duplicate of it
+        (app/db/name_key.py), as (id, name), the row first."""
+        if name_key(row.product_name):
+            dialect = self._session.get_bind().dialect.name
+            same = name_key_sql(dialect, _LOG.product_name) == name_key_sql(
+                dialect, literal(row.product_name, String)
+            )
+        else:
+            # Nothing but punctuation: such names are alike only when equal.
+            same = _LOG.product_name == row.product_name
+        found = self._session.execute(
             self._undecided()
-            .with_only_columns(_LOG.id)
-            .where(_LOG.product_name == row.product_name)
+            .with_only_columns(_LOG.id, _LOG.product_name)
+            .where(same)
             .order_by(_LOG.id)
             .limit(MAX_GROUP)
         ).all()
-        return [row.id, *(i for i in ids if i != row.id)][:MAX_GROUP]
+        others = [(i, name) for i, name in found if i != row.id]
+        return [(row.id, row.product_name), *others][:MAX_GROUP]

@@ -33,6 +33,7 @@ from app.db.models import TrainingJob
 from app.ml.algorithms import DEFAULT_ALGORITHM, DEFAULT_TEST_SIZE
 from app.ml.dataset import Dataset, DatasetError
 from app.schemas.training import TrainingRequest
+from app.services.audit import AuditAction, AuditTrail
 from app.services.training_plan import (
     TrainingPlan,
     assemble_dataset,
@@ -239,6 +240,23 @@ class TrainingJobService:
             failed.append(open_job.job_id)
             kill_job_process(open_job)
         return failed
+
+
+def start_audited(
+    jobs: TrainingJobService, audit: AuditTrail, body: TrainingRequest, client_id: str
+) -> StartedJob:
+    """`jobs.start` recorded in the audit trail as `training.start` (a 409 as a failure):
+    the API's and the console's jobs alike."""
+    with audit.recording(
+        actor=client_id, action=AuditAction.training_start, refusals=(Conflict,)
+    ) as event:
+        event.detail["data_path"] = body.new_data_path
+        started = jobs.start(body, requested_by=client_id)
+        event.target = started.job.job_id
+        event.detail.update(
+            new_model_version=started.job.new_model_version, algorithm=started.job.algorithm
+        )
+    return started
 
 
 def _busy(open_job: TrainingJob) -> Conflict:

@@ -2,7 +2,8 @@
 
 People sign in with a client id and secret of the registry (a client per
 person, with `review` or `admin`; see app/services/console.py). Pages are HTML
-rendered here, with no script and no asset from another origin; every POST must
+rendered here, with no inline script and no asset from another origin (two
+pages add a script file of this app: review keys, training progress); every POST must
 come from this origin (Origin and Sec-Fetch-Site) and, once signed in, carry the
 session's CSRF token. Not in the OpenAPI schema: machines use the JSON API.
 """
@@ -10,29 +11,24 @@ session's CSRF token. Not in the OpenAPI schema: machines use the JSON API.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from cachetools import TTLCache
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from app.api.deps import (
     ClientServiceDep,
-    PredictionHistoryDep,
     SessionDep,
     SettingsDep,
     client_address,
 )
 from app.core.errors import InvalidClient, TemporarilyUnavailable, TooManyAttempts
-from app.crud.prediction_log import LogFilter
-from app.schemas.history import AdminStats
 from app.services.console import ConsoleSessions, ConsoleUser, NotForConsole
-from app.services.prediction_history import PredictionHistory
 
 logger = logging.getLogger(__name__)
 
@@ -45,12 +41,6 @@ COOKIE = "garoupa_console"
 FORM_PREFIX = "/console/"
 # Longest client id and secret the sign-in form passes on; longer is a wrong secret.
 _MAX_FIELD_CHARS = 512
-OVERVIEW_CACHE_SECONDS = 15
-RANGES: dict[str, tuple[str, timedelta]] = {
-    "hour": ("Last hour", timedelta(hours=1)),
-    "day": ("Last 24 hours", timedelta(days=1)),
-    "30d": ("Last 30 days", timedelta(days=30)),
-}
 # Nothing from elsewhere and no inline code: the pages are HTML, one stylesheet and,
 # on the review page, one script file of this app (keyboard shortcuts only).
 _CSP = (
@@ -89,69 +79,6 @@ async def _console_user(request: Request, sessions: ConsoleSessionsDep) -> Conso
 
 
 ConsoleUserDep = Annotated[ConsoleUser | None, Depends(_console_user)]
-
-
-@router.get("", response_class=HTMLResponse)
-async def overview(
-    request: Request,
-    user: ConsoleUserDep,
-    history: PredictionHistoryDep,
-    chosen: Annotated[str, Query(alias="range", max_length=16)] = "day",
-) -> Response:
-    """What the model did over a range: predictions, scores, review and out-of-scope rates."""
-    if user is None:
-        return redirect_to(request, "/console/sign-in")
-    # An allow-list: anything else is the default range, never an unbounded read.
-    chosen = chosen if chosen in RANGES else "day"
-    label, span = RANGES[chosen]
-    until = datetime.now(UTC)
-    since = until - span
-    if span >= timedelta(days=2):
-        # Whole UTC days back to midnight: those come from the daily sums, and only
-        # today's part is counted from the log rows (docs/performance.md).
-        since = until.replace(hour=0, minute=0, second=0, microsecond=0) - span + timedelta(days=1)
-    where = LogFilter(since=since, until=until)
-    stats, counted_at = await _overview(request, history, chosen, where)
-    return page(
-        request,
-        "overview.html",
-        user=user,
-        title="Overview",
-        ranges=[(key, text) for key, (text, _) in RANGES.items()],
-        chosen=chosen,
-        range_label=label,
-        stats=stats,
-        counted_at=counted_at,
-        chart=_day_chart(stats),
-    )
-
-
-async def _overview(
-    request: Request, history: PredictionHistory, key: str, where: LogFilter
-) -> tuple[AdminStats, datetime]:
-    """The range's statistics, and when they were counted.
-
-    Ranges of days are kept for OVERVIEW_CACHE_SECONDS per worker: over a month of
-    a busy log they take a few hundred milliseconds to count (docs/performance.md),
-    and a dashboard reloaded by several people need not count them each time.
-    Shorter ranges are counted afresh on every load.
-    """
-    cache: TTLCache[str, tuple[AdminStats, datetime]] | None = getattr(
-        request.app.state, "console_overview", None
-    )
-    if cache is None:
-        cache = TTLCache(maxsize=len(RANGES), ttl=OVERVIEW_CACHE_SECONDS)
-        request.app.state.console_overview = cache
-    assert where.since is not None and where.until is not None
-    if where.until - where.since >= timedelta(days=2):
-        cached = cache.get(key)
-        if cached is not None:
-            return cached
-    stats = await run_in_threadpool(history.overview, where)
-    counted = (stats, datetime.now(UTC))
-    if where.until - where.since >= timedelta(days=2):
-        cache[key] = counted
-    return counted
 
 
 @router.get("/sign-in", response_class=HTMLResponse)
@@ -320,26 +247,3 @@ def refused(request: Request) -> Response:
         title="Refused",
         message="This form was not sent from a page of this console, so it was refused.",
     )
-
-
-def _day_chart(stats: AdminStats) -> dict[str, Any]:
-    """Bars of predictions per UTC day, laid out for an inline SVG (its numbers are also
-    in the table beside it)."""
-    days = stats.predictions.per_day
-    width, height, gap = 600, 160, 4
-    most = max((d.count for d in days), default=0)
-    # A few days are a few slim bars on the left, not one slab across the card.
-    bar = min((width - gap * max(len(days) - 1, 0)) / max(len(days), 1), 40)
-    bars = []
-    for i, day in enumerate(days):
-        tall = 0.0 if most == 0 else height * day.count / most
-        bars.append(
-            {
-                "x": round(i * (bar + gap), 2),
-                "y": round(height - tall, 2),
-                "width": round(bar, 2),
-                "height": round(tall, 2),
-                "label": f"{day.date.isoformat()}: {day.count:,} predictions",
-            }
-        )
-    return {"width": width, "height": height, "bars": bars}

@@ -2,13 +2,16 @@
 
 Everything shown comes from the metrics recorded with each version when it was
 trained (app/ml/evaluation.py): per-category precision, recall and F1, the
-confusion matrix and the coverage-precision curve with the version's review
-threshold. Activation goes through the same ModelRegistry and audit event as
+confusion matrix, the reliability bins behind the ECE and the coverage-precision
+curve with the version's review threshold; two versions side by side. Activation
+goes through the same ModelRegistry and audit event as
 `POST /models/{version}/activate`, after a confirmation that names what changes.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -37,6 +40,11 @@ SORTS = ("category", "precision", "recall", "f1", "support")
 # largest confusions still covers them.
 HEATMAP_MAX_LABELS = 60
 TOP_CONFUSIONS = 15
+# The comparison sorts by the second version's columns, or by how F1 changed.
+COMPARE_SORTS = (*SORTS, "f1_diff")
+# Categories per comparison page: thousands of rows would make a slow, unreadable page.
+COMPARE_PAGE_SIZE = 100
+_RELIABILITY_SIZE = 240
 
 
 @router.get("/models", response_class=HTMLResponse)
@@ -48,7 +56,48 @@ async def models_page(
         return redirect_to(request, "/console/sign-in")
     rows = await run_in_threadpool(registry.list)
     versions = [_summary(row) for row in sorted(rows, key=lambda r: r.created_at, reverse=True)]
-    return page(request, "models.html", user=user, title="Models", versions=versions)
+    return page(
+        request,
+        "models.html",
+        user=user,
+        title="Models",
+        versions=versions,
+        pair=_default_pair(versions),
+    )
+
+
+@router.get("/models/compare", response_class=HTMLResponse)
+async def compare_page(
+    request: Request,
+    user: ConsoleUserDep,
+    registry: ModelRegistryDep,
+    a: Annotated[str, Query(max_length=64)] = "",
+    b: Annotated[str, Query(max_length=64)] = "",
+    sort: Annotated[str, Query(max_length=16)] = "f1_diff",
+    order: Annotated[str, Query(max_length=16)] = "asc",
+    page_no: Annotated[str, Query(alias="page", max_length=8)] = "1",
+) -> Response:
+    """Two versions side by side: headline scores and per-category scores with differences."""
+    if user is None:
+        return redirect_to(request, "/console/sign-in")
+    if not a or not b:
+        message = "Choose a version A and a version B to compare."
+        return message_page(request, user, 400, "Choose two versions", message, "/console/models")
+    rows: list[ModelVersion] = []
+    for version in (a, b):
+        try:
+            rows.append(await run_in_threadpool(registry.get, version))
+        except NotFound:
+            return _missing(request, user, version)
+    listed = await run_in_threadpool(registry.list)
+    return page(
+        request,
+        "compare.html",
+        user=user,
+        title=f"Models {rows[0].version} and {rows[1].version}",
+        versions=[row.version for row in sorted(listed, key=lambda r: r.created_at, reverse=True)],
+        **_comparison(rows[0], rows[1], sort, order, page_no),
+    )
 
 
 @router.get("/models/{version}", response_class=HTMLResponse)
@@ -67,6 +116,7 @@ async def model_page(
         row = await run_in_threadpool(registry.get, version)
     except NotFound:
         return _missing(request, user, version)
+    active = await run_in_threadpool(registry.active)
     sort = sort if sort in SORTS else "f1"
     order = order if order in ("asc", "desc") else "asc"
     metrics: dict[str, Any] = row.metrics or {}
@@ -83,6 +133,8 @@ async def model_page(
         confusions=_confusions(metrics),
         heatmap=_heatmap(metrics),
         curve=_curve(metrics),
+        reliability=_reliability(metrics),
+        active_version=None if active is None else active.version,
     )
 
 
@@ -241,6 +293,133 @@ def _curve(metrics: dict[str, Any]) -> dict[str, Any] | None:
         "threshold": threshold,
         "table": table,
     }
+
+
+def _reliability(metrics: dict[str, Any]) -> dict[str, Any] | None:
+    """The recorded confidence bins laid out for an inline SVG: accuracy against mean
+    confidence, each bin a dot that grows with its count, and its gap to the diagonal."""
+    bins = metrics.get("reliability")
+    if not isinstance(bins, list) or not bins:
+        # Versions trained before the bins were recorded have only the ECE.
+        return None
+    filled = [b for b in bins if isinstance(b, dict) and b.get("count")]
+    size = _RELIABILITY_SIZE
+    most = max((int(b["count"]) for b in filled), default=1)
+    points = []
+    for b in filled:
+        points.append(
+            {
+                "x": round(b["confidence"] * size, 2),
+                "y": round(size - b["accuracy"] * size, 2),
+                # Where a perfectly calibrated bin would sit, to draw its gap.
+                "diagonal_y": round(size - b["confidence"] * size, 2),
+                "r": round(3 + 9 * math.sqrt(int(b["count"]) / most), 2),
+                "label": f"{b['count']} names scored ({b['lo']:.2f}, {b['hi']:.2f}]: "
+                f"mean confidence {b['confidence']:.3f}, right {b['accuracy']:.3f}",
+            }
+        )
+    return {
+        "size": size,
+        "points": points,
+        "table": filled,
+        "bins": len(bins),
+        "total": sum(int(b["count"]) for b in filled),
+    }
+
+
+def _default_pair(versions: Sequence[dict[str, Any]]) -> tuple[str, str] | None:
+    """What the compare form starts with: the active version, and the newest other one."""
+    if len(versions) < 2:
+        return None
+    active = next((v["version"] for v in versions if v["is_active"]), versions[1]["version"])
+    other = next(v["version"] for v in versions if v["version"] != active)
+    return active, other
+
+
+def _headline(row: ModelVersion) -> dict[str, Any]:
+    """`_summary` plus what the comparison also sets side by side."""
+    metrics: dict[str, Any] = row.metrics or {}
+    summary = _summary(row)
+    coverage = None
+    threshold = summary["threshold"]
+    if threshold is not None:
+        points = (metrics.get("review") or {}).get("coverage_precision") or []
+        # Only an exact point: the threshold 1.0 (nothing reached 95 %) is off the curve.
+        coverage = next(
+            (p["coverage"] for p in points if abs(p["threshold"] - threshold) < 1e-9), None
+        )
+    return {
+        **summary,
+        "weighted_f1": metrics.get("weighted_f1"),
+        "train_rows": metrics.get("train_rows"),
+        "coverage": coverage,
+        "params": row.best_params or row.params or {},
+        "searched": row.best_params is not None,
+    }
+
+
+def _comparison(
+    left: ModelVersion, right: ModelVersion, sort: str, order: str, page_no: str
+) -> dict[str, Any]:
+    """Everything compare.html shows: both headlines and one page of per-category rows."""
+    sort = sort if sort in COMPARE_SORTS else "f1_diff"
+    order = order if order in ("asc", "desc") else "asc"
+    rows = _category_rows(left.metrics or {}, right.metrics or {}, sort, order)
+    pages = max(1, math.ceil(len(rows) / COMPARE_PAGE_SIZE))
+    number = int(page_no) if page_no.isascii() and page_no.isdigit() else 1
+    number = min(max(number, 1), pages)
+    start = (number - 1) * COMPARE_PAGE_SIZE
+    a, b = _headline(left), _headline(right)
+    differing = {
+        key
+        for key in set(a["params"]) | set(b["params"])
+        if a["params"].get(key) != b["params"].get(key)
+    }
+    return {
+        "a": a,
+        "b": b,
+        "same": left.version == right.version,
+        "differing": differing,
+        "categories": rows[start : start + COMPARE_PAGE_SIZE],
+        "total": len(rows),
+        "first": start + 1,
+        "page_no": number,
+        "pages": pages,
+        "sort": sort,
+        "order": order,
+    }
+
+
+def _category_rows(
+    left: dict[str, Any], right: dict[str, Any], sort: str, order: str
+) -> list[dict[str, Any]]:
+    """Per category both versions' scores and B minus A; a category one version lacks
+    has None on that side and sorts after the others."""
+    a_scores = _scores_by_category(left)
+    b_scores = _scores_by_category(right)
+    rows: list[dict[str, Any]] = []
+    for label in sorted(a_scores.keys() | b_scores.keys()):
+        a, b = a_scores.get(label), b_scores.get(label)
+        diff = None
+        if a is not None and b is not None:
+            diff = {k: b.get(k, 0.0) - a.get(k, 0.0) for k in ("precision", "recall", "f1")}
+        rows.append({"category": label, "a": a, "b": b, "diff": diff})
+    descending = order == "desc"
+    if sort == "category":
+        return sorted(rows, key=lambda r: r["category"], reverse=descending)
+
+    def value(row: dict[str, Any]) -> float | None:
+        side = row["diff"] if sort == "f1_diff" else row["b"]
+        return None if side is None else side.get("f1" if sort == "f1_diff" else sort)
+
+    known = [r for r in rows if value(r) is not None]
+    known.sort(key=lambda r: (value(r), r["category"]), reverse=descending)
+    return known + [r for r in rows if value(r) is None]
+
+
+def _scores_by_category(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    per_class = metrics.get("per_class") or {}
+    return {str(k): v for k, v in per_class.items() if isinstance(v, dict)}
 
 
 def _missing(request: Request, user: ConsoleUser, version: str) -> Response:

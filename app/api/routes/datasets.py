@@ -9,11 +9,9 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import AuditTrailDep, SettingsDep, TrainScope, UploadStoreDep
 from app.api.middleware import BodyTooLarge
-from app.core.errors import QuotaExceeded
 from app.schemas.errors import BearerErrorResponse, ErrorResponse
 from app.schemas.training import DatasetOut
-from app.services.audit import AuditAction, AuditTrail
-from app.services.datasets import StoredDataset, UploadStore
+from app.services.datasets import store_audited
 
 router = APIRouter(prefix="/datasets", tags=["training"])
 
@@ -55,21 +53,6 @@ async def upload_dataset(
     if len(data) > limit:
         raise BodyTooLarge(limit)
     stored = await run_in_threadpool(
-        _store_audited, uploads, audit, client.client_id, data, file.filename
+        store_audited, uploads, audit, client.client_id, data, file.filename
     )
     return DatasetOut.model_validate(stored)
-
-
-def _store_audited(
-    uploads: UploadStore, audit: AuditTrail, client_id: str, data: bytes, filename: str | None
-) -> StoredDataset:
-    """Store the upload and record it in the audit trail (off the event loop: both block)."""
-    with audit.recording(
-        actor=client_id, action=AuditAction.dataset_upload, refusals=(QuotaExceeded,)
-    ) as event:
-        # The client's own name for the file, as a hint for people reading the trail.
-        event.detail.update(filename=(filename or "")[:200], size_bytes=len(data))
-        stored = uploads.store(client_id, data, filename)
-        event.target = stored.data_path
-        event.detail.update(rows=stored.rows, sha256=stored.sha256)
-    return stored

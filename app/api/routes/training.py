@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from app.api.deps import AuditTrailDep, TrainingJobsDep, TrainScope
-from app.core.errors import Conflict
 from app.schemas.errors import BearerErrorResponse, ErrorResponse
 from app.schemas.training import (
     TrainingAccepted,
@@ -15,7 +14,7 @@ from app.schemas.training import (
     TrainingJobOut,
     TrainingRequest,
 )
-from app.services.audit import AuditAction
+from app.services.training_jobs import start_audited
 
 router = APIRouter(prefix="/training", tags=["training"])
 
@@ -60,15 +59,7 @@ def start_training(
     than the active version (MIN_MACRO_F1, MAX_F1_DROP). Audited as `training.start`
     (a 409 as a failure).
     """
-    with audit.recording(
-        actor=client.client_id, action=AuditAction.training_start, refusals=(Conflict,)
-    ) as event:
-        event.detail["data_path"] = body.new_data_path
-        started = jobs.start(body, requested_by=client.client_id)
-        event.target = started.job.job_id
-        event.detail.update(
-            new_model_version=started.job.new_model_version, algorithm=started.job.algorithm
-        )
+    started = start_audited(jobs, audit, body, client.client_id)
     job = started.job
     status_url = f"/training/{job.job_id}"
     response.headers["Location"] = status_url

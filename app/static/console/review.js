@@ -1,5 +1,6 @@
 // Keyboard shortcuts for the review page; without this file every action is a plain form.
-// 1-9 pick a suggestion, "/" moves to the category search, "s" skips, "u" undoes.
+// 1-9 pick a suggestion, Enter accepts the first, "/" moves to the category search,
+// "s" skips, "u" undoes.
 "use strict";
 document.addEventListener("keydown", (event) => {
   if (event.ctrlKey || event.metaKey || event.altKey) return;
@@ -13,7 +14,10 @@ document.addEventListener("keydown", (event) => {
     }
     return;
   }
-  const button = document.querySelector(`button[data-key="${CSS.escape(event.key)}"]`);
+  // Enter on a focused button or link keeps its own meaning.
+  if (event.key === "Enter" && target instanceof Element && target.closest("button, a, summary")) return;
+  const key = event.key === "Enter" ? "1" : event.key;
+  const button = document.querySelector(`button[data-key="${CSS.escape(key)}"]`);
   if (button) {
     event.preventDefault();
     button.click();
