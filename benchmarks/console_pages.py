@@ -3,7 +3,8 @@
 Creates a PostgreSQL schema of its own, migrates it, fills `prediction_log` with
 `--rows` generated rows over the last `--days` days (the generator of
 benchmarks/prediction_log_scale.py: Zipf clients, 100 categories, about 5 % of
-rows flagged `needs_review`) and the daily and five-minute sums, installs a model trained on the
+rows flagged `needs_review`) and the daily and five-minute sums, rolls the closed
+days up as the server's hourly maintenance pass does (timed), installs a model trained on the
 shipped data/products.csv, signs an admin in, and times every console page
 through the app's real HTTP stack (TestClient: routing, middleware, session
 look-up, templates), `--repeat` loads each after one warm-up. The review page is
@@ -28,7 +29,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -37,12 +38,15 @@ from sqlalchemy import Engine, create_engine, make_url, text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.core.config import Settings  # noqa: E402
+from app.core.metrics import setup_metrics  # noqa: E402
+from app.crud import prediction_rollup as rollup  # noqa: E402
 from app.db.database import open_database  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.ml.dataset import read_csv  # noqa: E402
 from app.ml.training import fit_model  # noqa: E402
 from app.services.clients import ClientService  # noqa: E402
 from app.services.models import ModelRegistry  # noqa: E402
+from app.services.prediction_log import PredictionLog  # noqa: E402
 from app.services.runtime import Runtime  # noqa: E402
 from benchmarks.prediction_log_scale import (  # noqa: E402
     _interrupt,
@@ -128,6 +132,12 @@ def run(args: argparse.Namespace, url: str, tmp: Path) -> None:
     fill(engine, population(args.clients, 1.0, 0), args.rows, args.days, datetime.now(UTC), 0)
     fill_daily(engine)
     fill_timeline(engine)
+    # What the server's hourly maintenance pass does (prediction_rollup.py).
+    started = time.perf_counter()
+    log = PredictionLog(engine, setup_metrics(), fraction=1.0, max_rows=1)
+    days = log.roll_up(datetime.now(UTC).date() - timedelta(days=args.days + 1))
+    rolled_ms = (time.perf_counter() - started) * 1000
+    print(f"rolled up {days} closed days in {rolled_ms:.0f} ms [{load()}]", flush=True)
     with engine.connect() as connection:
         flagged = connection.execute(
             text("SELECT count(*) FROM prediction_log WHERE needs_review")
@@ -177,6 +187,19 @@ def run(args: argparse.Namespace, url: str, tmp: Path) -> None:
 
             return fresh
 
+        def yesterday_unrolled(call: Callable[[], object]) -> Callable[[], object]:
+            yesterday = datetime.now(UTC).date() - timedelta(days=1)
+
+            def unrolled() -> None:
+                with runtime.database.engine.begin() as connection:
+                    rollup.invalidate(connection, [yesterday])
+                try:
+                    call()
+                finally:
+                    runtime.prediction_log.roll_up(yesterday)
+
+            return unrolled
+
         def review_and_decide() -> None:
             page = client.get("/console/review")
             assert page.status_code == 200
@@ -196,6 +219,10 @@ def run(args: argparse.Namespace, url: str, tmp: Path) -> None:
             row(
                 "overview, last 30 days, counted (cache emptied first)",
                 timed(uncached(get("/console?range=30d")), args.repeat),
+            ),
+            row(
+                "overview, last 30 days, counted, yesterday not rolled up yet (after midnight)",
+                timed(uncached(yesterday_unrolled(get("/console?range=30d"))), args.repeat),
             ),
             row(
                 "overview, last 30 days, within the 15 s cache",

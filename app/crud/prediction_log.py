@@ -34,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.orm import Session
 
+from app.crud import prediction_rollup as rollup
 from app.db.base import LogInstant, epoch_micros
 from app.db.models import Client, PredictionDaily, PredictionLogEntry
 
@@ -386,7 +387,7 @@ def grouped_over_many(
     if first >= end:
         parts.append(_rows_part(session, where))
     else:
-        parts.append(_daily_part(where, first.date(), end.date()))
+        parts.extend(_daily_parts(session, where, bys, first.date(), end.date()))
         if since < first:
             parts.append(_rows_part(session, replace(where, until=first)))
         if end < until:
@@ -410,6 +411,9 @@ def grouped_over_many(
         if len(which) != 1:
             continue
         i = which[0]
+        if row[width + i] is None:
+            # The rollups' missing keys (see prediction_rollup.part).
+            continue
         found[bys[i]].append(_group((row[width + i], *row[2 * width :])))
     return {
         by: sorted(groups, key=lambda g: g.key)
@@ -419,8 +423,23 @@ def grouped_over_many(
     }
 
 
-def _daily_part(where: LogFilter, first_day: date, end_day: date) -> Select[Any]:
+def _daily_parts(
+    session: Session, where: LogFilter, bys: Sequence[str], first_day: date, end_day: date
+) -> list[Select[Any]]:
+    """The whole days first_day..end_day: rolled-up days from the rollups when they
+    can answer every `by`, the other days from the daily sums."""
+    rolled = rollup.rolled_days(session, first_day, end_day) if rollup.serves(where, bys) else []
+    parts = rollup.part(where, rolled, with_clients="client_id" in bys) if rolled else []
+    return [*parts, _daily_part(where, first_day, end_day, rolled)]
+
+
+def _daily_part(
+    where: LogFilter, first_day: date, end_day: date, skipped: Sequence[date]
+) -> Select[Any]:
     count = _DAILY.predictions
+    conditions = [_DAILY.day >= first_day, _DAILY.day < end_day, *where.key_conditions(_DAILY)]
+    if skipped:
+        conditions.append(_DAILY.day.not_in(skipped))
     return select(
         _DAILY.day.label("day"),
         _DAILY.predicted_category.label("category"),
@@ -431,7 +450,7 @@ def _daily_part(where: LogFilter, first_day: date, end_day: date) -> Select[Any]
         case((_DAILY.needs_review, count), else_=0).label("review"),
         case((_DAILY.in_scope, 0), else_=count).label("oos"),
         _DAILY.requests.label("requests"),
-    ).where(_DAILY.day >= first_day, _DAILY.day < end_day, *where.key_conditions(_DAILY))
+    ).where(*conditions)
 
 
 def _rows_part(session: Session, where: LogFilter) -> Select[Any]:
@@ -470,10 +489,19 @@ def daily_grouped(
     session: Session, where: LogFilter, by: str, first_day: date, end_day: date
 ) -> list[Group]:
     """Per `by` over the daily sums of the whole days first_day..end_day (exclusive);
-    the filter's client, category, version and review flag apply, its instants do not."""
+    the filter's client, category, version and review flag apply, its instants do not.
+
+    Days rolled up service-wide come from the rollups when they can answer.
+    """
     day = _DAILY.day.expression
     key: ColumnElement[Any] = day if by == "day" else _group_columns(_DAILY)[by]
     conditions = [day >= first_day, day < end_day, *where.key_conditions(_DAILY)]
+    found: list[Group] = []
+    if rollup.serves(where, (by,)):
+        rolled = rollup.rolled_days(session, first_day, end_day)
+        if rolled:
+            found = [_group(row) for row in session.execute(rollup.grouped(where, by, rolled))]
+            conditions.append(day.not_in(rolled))
     count = _DAILY.predictions
     query = (
         select(
@@ -487,7 +515,7 @@ def daily_grouped(
         .where(*conditions)
         .group_by(key)
     )
-    return [_group(row) for row in session.execute(query)]
+    return found + [_group(row) for row in session.execute(query)]
 
 
 def add_to_daily(connection: Connection, sums: Sequence[Mapping[str, Any]]) -> None:

@@ -277,6 +277,51 @@ class PredictionDaily(Base):
     )
 
 
+class PredictionRollup(Base):
+    """The daily sums of every client added together, for closed days only.
+
+    A month of service-wide statistics reads a few thousand of these instead of
+    every client's sums. Filled after a day has closed (app/crud/prediction_rollup.py)
+    and valid only for the days PredictionRolledDay lists: a late log row on such a
+    day makes the writer drop that day here, and statistics read it from the
+    daily sums again until it is rolled up anew.
+    """
+
+    __tablename__ = "prediction_rollup"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    model_version: Mapped[str] = mapped_column(String(32), primary_key=True)
+    predicted_category: Mapped[str] = mapped_column(String(100), primary_key=True)
+    needs_review: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    in_scope: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    predictions: Mapped[int] = mapped_column(BigInteger)
+    requests: Mapped[int] = mapped_column(BigInteger)
+    score_sum: Mapped[float] = mapped_column(Float)
+
+
+class PredictionClientRollup(Base):
+    """Each client's daily sums added over versions, categories and flags (closed days)."""
+
+    __tablename__ = "prediction_rollup_client"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    predictions: Mapped[int] = mapped_column(BigInteger)
+    requests: Mapped[int] = mapped_column(BigInteger)
+    score_sum: Mapped[float] = mapped_column(Float)
+    needs_review: Mapped[int] = mapped_column(BigInteger)
+    out_of_scope: Mapped[int] = mapped_column(BigInteger)
+
+
+class PredictionRolledDay(Base):
+    """A day whose rollups are complete: the two rollup tables hold all of its sums."""
+
+    __tablename__ = "prediction_rollup_day"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    rolled_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class AuditEvent(Base):
     """A change to the service's security or models, recorded once and never edited.
 

@@ -20,7 +20,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from app.core.metrics import Metrics
 from app.crud import prediction_log as crud
+from app.crud import prediction_rollup as rollup
 from app.crud import prediction_timeline as timeline
 
 logger = logging.getLogger(__name__)
@@ -76,6 +77,8 @@ class PredictionLog:
         self._drop_lock = threading.Lock()
         # True from taking a batch until it is written or given up: flush() waits on it.
         self._writing = False
+        # Held by a purge and roll-up pass (see close()).
+        self._maintenance = threading.Lock()
 
     @property
     def enabled(self) -> bool:
@@ -137,6 +140,11 @@ class PredictionLog:
         self._wake.set()
         thread.join(timeout)
         self._thread = None
+        # A maintenance pass runs in a thread pool that shutdown does not wait for; it
+        # stops at its next step once _stopping is set, and must have stopped before
+        # the database goes (or, in tests, its schema is dropped under it).
+        if self._maintenance.acquire(timeout=timeout):
+            self._maintenance.release()
         if thread.is_alive():
             # The database is hanging: the thread is a daemon and dies with the process.
             self._dropped(len(self._rows), "shutdown")
@@ -207,11 +215,18 @@ class PredictionLog:
         """Insert rows (in queue form) and their daily sums now; the writer thread calls
         this, and so may a tool that imports rows with their own times."""
         rows = _storable_rows(batch)
+        sums = _daily_sums(rows)
         with self._engine.begin() as connection:
             crud.insert_rows(connection, rows)
             # Same transaction: the sums never disagree with the rows.
-            crud.add_to_daily(connection, _daily_sums(rows))
+            crud.add_to_daily(connection, sums)
             timeline.add_to_timeline(connection, timeline.timeline_sums(batch))
+            # Asked last, so a transaction held up past midnight still sees its day
+            # as over: only rows of days already over can be late for a rollup.
+            today = datetime.now(UTC).date()
+            late = sorted({entry["day"] for entry in sums if entry["day"] < today})
+            if late:
+                rollup.invalidate(connection, late)
         self._metrics.log_written.inc(len(batch))
 
     def _dropped(self, count: int, reason: str) -> None:
@@ -230,6 +245,19 @@ class PredictionLog:
             extra={"dropped": dropped, "reason": reason, "queue_rows": self._max_rows},
         )
 
+    def roll_up(self, first_kept: date, now: datetime | None = None) -> int:
+        """Roll up every closed day from `first_kept` on not rolled up yet, one day per
+        transaction (app/crud/prediction_rollup.py); how many days were."""
+        days = 0
+        while not self._stopping.is_set():
+            with self._engine.begin() as connection:
+                if not rollup.roll_up_next(connection, first_kept, now):
+                    break
+            days += 1
+        if days:
+            logger.info("prediction statistics rolled up", extra={"days": days})
+        return days
+
     def purge_expired(self, retention_days: float, *, chunk_rows: int = 5000) -> int:
         """Delete rows older than the retention, `chunk_rows` per transaction; how many went.
 
@@ -238,7 +266,7 @@ class PredictionLog:
         """
         cutoff = datetime.now(UTC) - timedelta(days=retention_days)
         deleted = 0
-        with _purge_lock(self._engine) as acquired:
+        with self._maintenance, _purge_lock(self._engine) as acquired:
             if not acquired:
                 return 0
             while not self._stopping.is_set():
@@ -258,6 +286,10 @@ class PredictionLog:
                 with self._engine.begin() as connection:
                     if not timeline.purge_timeline_before(connection, cutoff):
                         break
+            if not self._stopping.is_set():
+                with self._engine.begin() as connection:
+                    rollup.purge_before(connection, cutoff.date())
+                self.roll_up(cutoff.date())
         if deleted:
             logger.info("prediction log purged", extra={"rows": deleted})
         return deleted

@@ -1,0 +1,427 @@
+"""Scoring a whole CSV of product names, a chunk at a time, as `POST /predict/batch` would.
+
+The input is read as bytes and decoded line by line (bytes that are not UTF-8
+are kept as surrogate escapes), so a bad byte sequence, an empty or overlong
+name or a malformed row fails that row only: it gets an `error` cell and an
+empty prediction, and the job goes on. Memory stays flat: one chunk of rows is
+held at a time, and every row is cut off at a bound however long its line is.
+
+A name is checked by the API's own validator (`app/schemas/prediction.py`) and
+scored by the model object a worker serves (`ServingModel`), so the result of a
+name is the answer `/predict/batch` gives for it. `score_chunk` is a pure
+function of the model and a chunk, so that several processes can later share
+one file's chunks.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import logging
+import os
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, TextIO
+
+from pydantic import TypeAdapter, ValidationError
+
+from app.core.errors import ModelNotReady, Unprocessable
+from app.ml.dataset import fsync_directory
+from app.schemas.prediction import ProductName
+from app.services.models import ModelRegistry
+from app.services.prediction import Predictions, PredictionService, Ranked, ServingModel
+from app.services.prediction_history import neutralised
+
+logger = logging.getLogger(__name__)
+
+NAME_COLUMN = "product_name"
+OUTPUT_COLUMNS = (
+    "row",
+    "product_name",
+    "predicted_category",
+    "prediction_score",
+    "needs_review",
+    "in_scope",
+    "top2_category",
+    "top2_score",
+    "top3_category",
+    "top3_score",
+    "error",
+)
+TOP_K = 3
+DEFAULT_CHUNK_ROWS = 4096
+
+# One output row, in OUTPUT_COLUMNS order; `error` last, empty when the row was scored.
+OutputRow = tuple[int | str | float, ...]
+
+_BOM = "\ufeff"
+# Where a byte sequence was not UTF-8, surrogateescape left a lone surrogate.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_NAMES = TypeAdapter(list[ProductName])
+_NAME = TypeAdapter(ProductName)
+_EMPTY_PREDICTION = ("",) * (len(OUTPUT_COLUMNS) - 3)
+
+
+@dataclass(frozen=True)
+class BulkLimits:
+    """How much work one file may ask for."""
+
+    max_rows: int = 10_000_000
+    # Fields of one row; a row with more is refused (its other columns are not read).
+    max_fields: int = 1024
+    # Characters of one row, line ends included. This bounds every field, whatever
+    # csv.field_size_limit is (a process-wide setting this module leaves alone).
+    max_row_chars: int = 65_536
+    chunk_rows: int = DEFAULT_CHUNK_ROWS
+
+
+@dataclass(frozen=True, slots=True)
+class InputRow:
+    """One data row of the input: its 1-based number, its name cell, or why it is unreadable."""
+
+    row: int
+    name: str
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class BulkProgress:
+    """Where a run is: rows done, of which refused, and how far into the file."""
+
+    rows: int
+    bad_rows: int
+    elapsed_seconds: float
+    bytes_read: int
+    # None when the input's size is unknown (a pipe).
+    total_bytes: int | None
+
+    @property
+    def rows_per_second(self) -> float:
+        """Rows done per second so far."""
+        return self.rows / self.elapsed_seconds if self.elapsed_seconds > 0 else 0.0
+
+    @property
+    def fraction(self) -> float | None:
+        """Share of the file's bytes read, when its size is known."""
+        if not self.total_bytes:
+            return None
+        return min(1.0, self.bytes_read / self.total_bytes)
+
+    @property
+    def estimated_rows(self) -> int | None:
+        """The file's rows, extrapolated from the rows in the bytes read so far."""
+        fraction = self.fraction
+        if not fraction:
+            return None
+        return max(self.rows, round(self.rows / fraction))
+
+    @property
+    def eta_seconds(self) -> float | None:
+        """Seconds left at the pace so far, when the file's size is known."""
+        fraction = self.fraction
+        if not fraction:
+            return None
+        return self.elapsed_seconds * (1.0 - fraction) / fraction
+
+
+ProgressCallback = Callable[[BulkProgress], None]
+
+
+@dataclass(frozen=True)
+class BulkSummary:
+    """What a finished run did."""
+
+    model_version: str
+    rows: int
+    bad_rows: int
+    seconds: float
+
+    @property
+    def rows_per_second(self) -> float:
+        """Rows scored or refused per second of the run."""
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+
+class TooManyRows(Unprocessable):
+    """The file holds more rows than one run may score."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the file has more than {limit:,} data rows, the most one run may score")
+
+
+class _RowTooLong(Exception):
+    """Raised through csv.reader when a row passes BulkLimits.max_row_chars."""
+
+
+class _BoundedLines:
+    """The physical lines csv.reader asks for, each row cut off at `max_chars`.
+
+    A line is read at most as far as the row's remaining allowance, so a file
+    without line ends costs no more memory than one row. The reader of the rows
+    resets `row_chars` before each row.
+    """
+
+    def __init__(self, text: TextIO, max_chars: int) -> None:
+        self._text = text
+        self._max_chars = max_chars
+        self.row_chars = 0
+        self._after_cr = False
+
+    def __iter__(self) -> _BoundedLines:
+        return self
+
+    def __next__(self) -> str:
+        line = self._readline(self._max_chars - self.row_chars + 1)
+        if not line:
+            raise StopIteration
+        self.row_chars += len(line)
+        if self.row_chars > self._max_chars:
+            # Skip the rest of the physical line: the next row starts after it.
+            while line and not line.endswith(("\n", "\r")):
+                line = self._readline(self._max_chars)
+            raise _RowTooLong()
+        return line
+
+    def _readline(self, limit: int) -> str:
+        line = self._text.readline(limit)
+        # readline returns "\r\n" whole unless its limit fell between the two; then
+        # the lone "\n" that follows ends the row already ended, not an empty row.
+        if self._after_cr and line == "\n":
+            line = self._text.readline(limit)
+        self._after_cr = line.endswith("\r")
+        return line
+
+
+def read_rows(source: BinaryIO, limits: BulkLimits) -> Iterator[InputRow]:
+    """The data rows of a CSV, in order, with the cell that holds each one's name.
+
+    A first row with a `product_name` cell (any case, after a UTF-8 BOM) is the
+    header and names the column; otherwise the first row is data and the name is
+    in the first column. Blank lines are skipped; rows are numbered from 1 after
+    the header. TooManyRows past `limits.max_rows`.
+    """
+    text = io.TextIOWrapper(source, encoding="utf-8", errors="surrogateescape", newline="")
+    try:
+        lines = _BoundedLines(text, limits.max_row_chars)
+        reader = csv.reader(lines)
+        column = 0
+        number = 0
+        first = True
+        while True:
+            lines.row_chars = 0
+            error = None
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except _RowTooLong:
+                cells, error = [], f"row longer than {limits.max_row_chars:,} characters"
+            except csv.Error as exc:
+                cells, error = [], f"malformed CSV row: {exc}"
+            if first:
+                first = False
+                if cells:
+                    cells[0] = cells[0].removeprefix(_BOM)
+                header = _name_column(cells)
+                if header is not None:
+                    column = header
+                    continue
+            if not cells and error is None:
+                # A blank line is no row, as for csv.DictReader.
+                continue
+            number += 1
+            if number > limits.max_rows:
+                raise TooManyRows(limits.max_rows)
+            yield _input_row(number, cells, column, error, limits)
+    finally:
+        # The caller owns `source`: the wrapper must not close it when collected.
+        text.detach()
+
+
+def _name_column(cells: Sequence[str]) -> int | None:
+    for index, cell in enumerate(cells):
+        if cell.strip().casefold() == NAME_COLUMN:
+            return index
+    return None
+
+
+def _input_row(
+    number: int, cells: Sequence[str], column: int, error: str | None, limits: BulkLimits
+) -> InputRow:
+    name = cells[column] if column < len(cells) else ""
+    if error is None and len(cells) > limits.max_fields:
+        error = f"row has {len(cells):,} fields, more than {limits.max_fields:,}"
+    if error is None and not name.isascii() and _SURROGATE.search(name):
+        error = "name is not valid UTF-8"
+    return InputRow(number, name, error)
+
+
+def score_chunk(
+    model: ServingModel, rows: Sequence[InputRow], review_threshold: float
+) -> list[OutputRow]:
+    """Output rows for `rows`, in order: each name checked and scored as /predict/batch does.
+
+    `review_threshold` is the one the route would use (`review_threshold()` in
+    app/api/routes/predict.py). The result depends on the arguments alone, so any
+    process holding the model can score any chunk.
+    """
+    outcomes = _checked_names(rows)
+    names = [name for name, _ in outcomes if name is not None]
+    result = Predictions(
+        model.version, model.rank(names, TOP_K) if names else [], model.review_threshold
+    )
+    ranked = iter(result.ranked)
+    scored: list[OutputRow] = []
+    for row, (name, error) in zip(rows, outcomes, strict=True):
+        if name is None:
+            shown = row.name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            scored.append((row.row, neutralised(shown), *_EMPTY_PREDICTION, error or ""))
+            continue
+        r = next(ranked)
+        scored.append(_predicted(row.row, name, r, result.needs_review(r, review_threshold)))
+    return scored
+
+
+def _checked_names(rows: Sequence[InputRow]) -> list[tuple[str | None, str | None]]:
+    """Each row's name as the API reads it (trimmed), or None and why the API refuses it."""
+    cells = [row.name for row in rows if row.error is None]
+    try:
+        valid = _NAMES.validate_python(cells)
+    except ValidationError:
+        # Rare: find the culprits one by one.
+        checked = [_checked_name(cell) for cell in cells]
+    else:
+        checked = [(name, None) for name in valid]
+    outcomes = iter(checked)
+    return [(None, row.error) if row.error is not None else next(outcomes) for row in rows]
+
+
+def _checked_name(cell: str) -> tuple[str | None, str | None]:
+    try:
+        return _NAME.validate_python(cell), None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        if first["type"] == "string_too_short":
+            return None, "empty name"
+        return None, str(first["msg"]).removeprefix("Value error, ")
+
+
+def _predicted(number: int, name: str, ranked: Ranked, needs_review: bool) -> OutputRow:
+    runners_up: list[str | float] = []
+    for category, score in ranked.top_k[1:TOP_K]:
+        runners_up += [neutralised(category), score]
+    runners_up += [""] * (2 * (TOP_K - 1) - len(runners_up))
+    return (
+        number,
+        neutralised(name),
+        neutralised(ranked.category),
+        ranked.score,
+        "true" if needs_review else "false",
+        "true" if ranked.in_scope else "false",
+        *runners_up,
+        "",
+    )
+
+
+def _chunks(rows: Iterator[InputRow], size: int) -> Iterator[list[InputRow]]:
+    while chunk := list(itertools.islice(rows, size)):
+        yield chunk
+
+
+class BulkScorer:
+    """Scores CSV files with one model version and one review threshold."""
+
+    def __init__(
+        self, model: ServingModel, review_threshold: float, limits: BulkLimits | None = None
+    ) -> None:
+        self._model = model
+        self._review_threshold = review_threshold
+        self._limits = limits or BulkLimits()
+
+    def score(
+        self, source: BinaryIO, destination: BinaryIO, progress: ProgressCallback | None = None
+    ) -> BulkSummary:
+        """Write `source`'s rows scored to `destination` as RFC 4180 CSV (UTF-8, CRLF)."""
+        total_bytes = _size(source)
+        started = time.perf_counter()
+        rows = bad_rows = 0
+        out = io.TextIOWrapper(destination, encoding="utf-8", newline="")
+        try:
+            writer = csv.writer(out, lineterminator="\r\n")
+            writer.writerow(OUTPUT_COLUMNS)
+            for chunk in _chunks(read_rows(source, self._limits), self._limits.chunk_rows):
+                scored = score_chunk(self._model, chunk, self._review_threshold)
+                writer.writerows(scored)
+                rows += len(scored)
+                bad_rows += sum(1 for cells in scored if cells[-1])
+                if progress is not None:
+                    elapsed = time.perf_counter() - started
+                    progress(BulkProgress(rows, bad_rows, elapsed, source.tell(), total_bytes))
+            out.flush()
+        finally:
+            out.detach()
+        summary = BulkSummary(self._model.version, rows, bad_rows, time.perf_counter() - started)
+        logger.info(
+            "bulk scoring finished",
+            extra={
+                "version": summary.model_version,
+                "rows": rows,
+                "bad_rows": bad_rows,
+                "seconds": round(summary.seconds, 3),
+            },
+        )
+        return summary
+
+    def score_file(
+        self, source: Path, destination: Path, progress: ProgressCallback | None = None
+    ) -> BulkSummary:
+        """`score` from file to file; `destination` appears only once complete.
+
+        The output is written to a temporary file beside `destination` and renamed
+        over it at the end: on any failure or interruption the temporary file is
+        removed and an existing `destination` is left as it was.
+        """
+        with source.open("rb") as reader:
+            temporary = destination.with_name(f".{destination.name}.{secrets.token_hex(8)}.tmp")
+            # Created as open() would create the output (the umask decides its mode),
+            # and never over an existing file.
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            try:
+                with os.fdopen(fd, "wb") as writer:
+                    summary = self.score(reader, writer, progress)
+                    os.fsync(writer.fileno())
+                os.replace(temporary, destination)
+            except BaseException:
+                temporary.unlink(missing_ok=True)
+                raise
+        fsync_directory(destination.parent)
+        return summary
+
+
+def _size(source: BinaryIO) -> int | None:
+    try:
+        return os.fstat(source.fileno()).st_size
+    except OSError:
+        # No file behind it (io.UnsupportedOperation is an OSError).
+        return None
+
+
+def load_serving_model(
+    predictions: PredictionService, registry: ModelRegistry, version: str | None = None
+) -> ServingModel:
+    """`version` (default: the active one) loaded exactly as a worker loads it to serve.
+
+    ModelVersionNotFound for an unknown version, ModelNotReady when none is active,
+    ArtifactError when its files are missing or altered.
+    """
+    row = registry.active() if version is None else registry.get(version)
+    if row is None:
+        raise ModelNotReady()
+    # The worker's own loader: the same checksums, the same choice of stored scorer,
+    # derived scorer or pipeline, hence the same answers as the API.
+    return predictions._load(row.version)
