@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -24,6 +25,7 @@ from app.api.docs import install_docs
 from app.api.errors import OAUTH_PATHS, add_exception_handlers
 from app.api.main import api_router
 from app.api.middleware import BearerGate, RequestContext, RequestLimits
+from app.api.openapi import document_common_answers
 from app.api.routes import (
     console,
     console_clients,
@@ -35,6 +37,7 @@ from app.api.routes import (
 from app.core.config import Settings, load_settings
 from app.core.logging import configure_logging
 from app.core.metrics import setup_metrics
+from app.schemas.bulk import BULK_PATH
 from app.services.datasets import UploadStore
 from app.services.runtime import Runtime
 
@@ -44,6 +47,8 @@ logger = logging.getLogger(__name__)
 UPLOAD_PURGE_SECONDS = 3600.0
 # Expired prediction log rows are deleted this often, by one process at a time.
 LOG_PURGE_SECONDS = 3600.0
+# How often a worker asks whether a closed day waits to be rolled up (one small read).
+ROLLUP_CHECK_SECONDS = 60.0
 
 DESCRIPTION = """
 Predicts a retail product's category from its name (`susu ultra coklat 250ml` → `Susu`).
@@ -76,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             asyncio.create_task(_purge_expired_uploads(runtime.uploads)),
         ]
         if runtime.prediction_log.enabled:
-            background.append(asyncio.create_task(_purge_prediction_log(runtime)))
+            background.append(asyncio.create_task(_maintain_prediction_log(runtime)))
         logger.info("garoupa started", extra={"environment": settings.environment.value})
         try:
             yield
@@ -125,16 +130,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(console_review.router)
     app.include_router(console_training.router)
     install_docs(app)
+    document_common_answers(app)
     return app
 
 
 def _body_limits(settings: Settings) -> Callable[[str], int]:
     # Multipart framing adds a few hundred bytes around the CSV itself.
     upload_limit = settings.max_upload_bytes + 64 * 1024
+    bulk_limit = settings.max_bulk_upload_bytes + 64 * 1024
 
     def limit_for(path: str) -> int:
         # The console's upload form takes the same files as POST /datasets/.
         uploads = path.startswith(("/datasets", console_training.UPLOAD_PATH))
+        if path == BULK_PATH:
+            return bulk_limit
         return upload_limit if uploads else settings.max_request_bytes
 
     return limit_for
@@ -167,15 +176,23 @@ async def _purge_expired_uploads(uploads: UploadStore) -> None:
         await asyncio.sleep(UPLOAD_PURGE_SECONDS)
 
 
-async def _purge_prediction_log(runtime: Runtime) -> None:
-    """Delete log rows past PREDICTION_LOG_RETENTION_DAYS, at start-up and then hourly."""
+async def _maintain_prediction_log(runtime: Runtime) -> None:
+    """Purge log rows past PREDICTION_LOG_RETENTION_DAYS at start-up and then hourly,
+    and roll up a day that has just closed within a minute, all off the event loop."""
+    log = runtime.prediction_log
     retention = runtime.settings.prediction_log_retention_days
+    next_purge = 0.0
     while True:
         try:
-            await run_in_threadpool(runtime.prediction_log.purge_expired, retention)
+            if time.monotonic() >= next_purge:
+                # Set first: a failing purge is retried in an hour, not every minute.
+                next_purge = time.monotonic() + LOG_PURGE_SECONDS
+                await run_in_threadpool(log.purge_expired, retention)
+            else:
+                await run_in_threadpool(log.roll_up_pending, retention)
         except (OSError, SQLAlchemyError) as exc:
-            logger.warning("prediction log purge failed", extra={"error": type(exc).__name__})
-        await asyncio.sleep(LOG_PURGE_SECONDS)
+            logger.warning("prediction log maintenance failed", extra={"error": type(exc).__name__})
+        await asyncio.sleep(ROLLUP_CHECK_SECONDS)
 
 
 @functools.cache

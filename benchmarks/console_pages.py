@@ -138,6 +138,17 @@ def run(args: argparse.Namespace, url: str, tmp: Path) -> None:
     days = log.roll_up(datetime.now(UTC).date() - timedelta(days=args.days + 1))
     rolled_ms = (time.perf_counter() - started) * 1000
     print(f"rolled up {days} closed days in {rolled_ms:.0f} ms [{load()}]", flush=True)
+    # What every worker asks each minute (app/main.py) when nothing waits.
+    checks = []
+    for _ in range(20):
+        started = time.perf_counter()
+        assert log.roll_up_pending(args.days + 1) == 0
+        checks.append((time.perf_counter() - started) * 1000)
+    print(
+        f"the minutely roll-up check, nothing pending: p50 {statistics.median(checks):.2f} ms, "
+        f"max {max(checks):.2f} ms",
+        flush=True,
+    )
     with engine.connect() as connection:
         flagged = connection.execute(
             text("SELECT count(*) FROM prediction_log WHERE needs_review")

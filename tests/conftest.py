@@ -72,6 +72,7 @@ NO_DATABASE_MODULES = {
     "test_memory",
     "test_preprocessing",
     "test_fast_path",
+    "test_fast_batch",
     "test_pipeline_quality",
     "test_shipped_data",
     "test_scope",

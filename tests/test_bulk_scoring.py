@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from app.api.routes.predict import review_threshold
 from app.cli import build_parser
 from app.core.config import Settings, environment_without_settings
 from app.db.database import open_database
@@ -26,7 +25,7 @@ from app.services.bulk_scoring import (
     BulkSummary,
     TooManyRows,
 )
-from app.services.prediction import Predictions, ServingModel
+from app.services.prediction import Predictions, ServingModel, review_threshold
 from app.services.prediction_history import neutralised
 from tests.support import REPO_ROOT, SHIPPED_CSV, TINY_CSV, Api, install_model
 
@@ -397,7 +396,7 @@ def test_cli_usage_errors_exit_2(settings: Settings, work: Path, args: list[str]
 def test_every_command_and_option_has_help() -> None:
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    assert {c.dest: c.help for c in commands._choices_actions}.keys() == {"score"}
+    assert {c.dest: c.help for c in commands._choices_actions}.keys() == {"score", "score-dask"}
     assert all(c.help for c in commands._choices_actions)
     for command in commands.choices.values():
         assert command.description

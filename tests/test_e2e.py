@@ -117,6 +117,9 @@ def test_readme_retraining_examples_run_as_written(live_server: LiveServer, tmp_
     assert '"best_params":{"clf__C":' in out
     assert '"version":"v1.0.0","algorithm"' in out and '"is_active":true' in out
     assert '"category":"Teh","predicted_category":"MinumanRingan"' in out
+    # The shadow run of v1.0.1 against v1.0.0: started, reported, stopped.
+    assert '"model_version":"v1.0.1","active_version":"v1.0.0","sample_rate":0.1' in out
+    assert '"status":"ended","started_at"' in out
     # The roll-back at the end leaves v1.0.0 serving.
     with OAuth2Client(CLIENT_ID, CLIENT_SECRET) as oauth:
         oauth.fetch_token(f"{live_server.url}/auth/token", grant_type="client_credentials")

@@ -73,3 +73,27 @@ def test_every_operation_is_documented(client: TestClient) -> None:
             if operation.get("security") and not {"401", "403"} <= set(operation["responses"]):
                 undocumented.append(f"{where}: 401/403 responses")
     assert undocumented == []
+
+
+def test_every_operation_lists_the_refusals_it_can_give_beyond_its_own(
+    client: TestClient,
+) -> None:
+    """Rate limits and an unreachable store on every protected operation, a body limit
+    on every body: clients generated from the document must know to honour them."""
+    spec = client.get("/openapi.json").json()
+    assert "ErrorResponse" in spec["components"]["schemas"]
+    missing = []
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            expected = set()
+            if operation.get("security"):
+                expected |= {"429", "503"}
+            if "requestBody" in operation:
+                expected.add("413")
+            missing += [
+                f"{method.upper()} {path}: {s}" for s in expected - set(operation["responses"])
+            ]
+    assert missing == []
+    predict = spec["paths"]["/predict/"]["post"]["responses"]
+    assert "Retry-After" in predict["429"]["headers"]
+    assert "Retry-After" in predict["503"]["headers"]

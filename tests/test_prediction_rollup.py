@@ -21,7 +21,7 @@ from app.crud import prediction_rollup as rollup
 from app.crud.prediction_log import Group, LogFilter
 from app.db.database import open_database
 from app.db.models import PredictionRolledDay, PredictionRollup
-from app.services.prediction_log import PredictionLog
+from app.services.prediction_log import PredictionLog, _purge_lock
 from tests.support.databases import database_url_for
 
 BYS = ("day", "category", "model_version", "client_id")
@@ -167,3 +167,32 @@ def test_retention_purges_the_rollups_of_purged_days(engine: Engine) -> None:
         marked = session.execute(select(func.count()).select_from(PredictionRolledDay))
         assert oldest >= TODAY - timedelta(days=30)
         assert marked.scalar_one() == len(_rolled(engine))
+
+
+def test_a_day_is_rolled_up_by_the_next_minutely_check_once_its_grace_is_over(
+    engine: Engine, log: PredictionLog
+) -> None:
+    yesterday = TODAY - timedelta(days=1)
+    during_grace = MIDNIGHT + rollup.ROLLUP_GRACE / 2
+    # The hourly pass ran just after midnight, when yesterday was still too fresh.
+    assert log.roll_up(TODAY - timedelta(days=30), now=during_grace) >= 4
+    assert log.roll_up_pending(30, now=during_grace) == 0
+    assert yesterday not in _rolled(engine)
+    after_grace = MIDNIGHT + rollup.ROLLUP_GRACE
+    assert log.roll_up_pending(30, now=after_grace) == 1
+    assert _rolled(engine)[-1] == yesterday
+    assert log.roll_up_pending(30, now=after_grace) == 0
+    where = LogFilter(since=SINCE, until=datetime.now(UTC))
+    assert _counted(engine, where) == _from_rows(engine, where)
+
+
+def test_the_check_leaves_the_work_to_a_pass_that_holds_the_purge_lock(
+    engine: Engine, log: PredictionLog
+) -> None:
+    # Held as another worker's (or replica's) hourly pass would hold it.
+    with _purge_lock(engine) as acquired:
+        assert acquired
+        assert log.roll_up_pending(30) == 0
+        assert _rolled(engine) == []
+    assert log.roll_up_pending(30) >= 5
+    assert _rolled(engine)[-1] == TODAY - timedelta(days=1)

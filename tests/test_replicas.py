@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import threading
 import time
 import uuid
@@ -227,3 +228,79 @@ def test_a_replica_started_later_serves_the_active_version(
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+def _following(server: LiveServer, version: str) -> float:
+    """How many live workers of `server` sample for `version`'s shadow run (/metrics)."""
+    text = httpx.get(f"{server.url}/metrics").text
+    found = re.search(
+        rf'^garoupa_shadow_following\{{version="{re.escape(version)}"\}} (\S+)$', text, re.M
+    )
+    return float(found.group(1)) if found else 0.0
+
+
+def test_a_shadow_runs_counts_add_up_over_both_replicas_and_their_workers(
+    replicas: Replicas,
+) -> None:
+    client_id, secret = replicas.add_client("shadower")
+    token = replicas.token(replicas.a, client_id, secret)
+    auth = {"Authorization": f"Bearer {token}"}
+    models = httpx.get(f"{replicas.a.url}/models/", headers=auth).json()["models"]
+    inactive = [m["version"] for m in models if not m["is_active"]]
+    if not inactive:
+        started = httpx.post(
+            f"{replicas.a.url}/training/",
+            json={"algorithm": "logistic_regression", "activate": False},
+            headers=auth,
+        )
+        assert started.status_code == 202, started.text
+        job = poll_json(
+            lambda: httpx.get(
+                f"{replicas.a.url}/training/{started.json()['job_id']}", headers=auth
+            ),
+            lambda job: job["status"] in ("succeeded", "failed"),
+            timeout=600,
+            what="a candidate version's training",
+        )
+        assert job["status"] == "succeeded", job["error"]
+        inactive = [job["new_model_version"]]
+    candidate = inactive[0]
+    shadow = f"/models/{candidate}/shadow"
+    opened = httpx.post(f"{replicas.b.url}{shadow}", json={"sample_rate": 1.0}, headers=auth)
+    assert opened.status_code == 201, opened.text
+    try:
+        deadline = time.monotonic() + 60
+        while any(_following(server, candidate) < 2 for server in (replicas.a, replicas.b)):
+            assert time.monotonic() < deadline, "not every worker follows the run after 60 s"
+            time.sleep(0.2)
+        with SHIPPED_CSV.open(encoding="utf-8", newline="") as handle:
+            names = [r["product_name"] for r in csv.DictReader(handle)][:200]
+        sent = 0
+        with httpx.Client() as a, httpx.Client() as b:
+            for i in range(40):
+                client, server = (a, replicas.a) if i % 2 else (b, replicas.b)
+                batch = names[5 * i : 5 * i + 5]
+                answer = client.post(
+                    f"{server.url}/predict/batch", json={"product_names": batch}, headers=auth
+                )
+                assert answer.status_code == 200, answer.text
+                single = client.post(f"{server.url}/predict/", json=SUSU, headers=auth)
+                assert single.status_code == 200, single.text
+                sent += len(batch) + 1
+        # Each worker adds its part about once a second; the total never passes `sent`.
+        report = poll_json(
+            lambda: httpx.get(f"{replicas.a.url}{shadow}", headers=auth),
+            lambda body: body["items_compared"] >= sent,
+            timeout=60,
+            what="every worker's shadow counts",
+            interval=0.5,
+        )
+        assert report["items_compared"] == sent == 240
+        assert sum(report["active"]["score_histogram"]) == sent
+        assert sum(report["candidate"]["score_histogram"]) == sent
+        flipped = sum(f["count"] for f in report["flips"])
+        disagreed = round((1 - report["agreement_rate"]) * sent)
+        assert flipped == disagreed if report["flips_total"] <= 50 else flipped <= disagreed
+    finally:
+        stopped = httpx.delete(f"{replicas.a.url}{shadow}", headers=auth)
+        assert stopped.status_code == 200, stopped.text

@@ -23,6 +23,7 @@ from app.core.keys import Keyring
 from app.core.scopes import SCOPE_DESCRIPTIONS, Scope
 from app.services.audit import AuditTrail
 from app.services.auth import AuthService, TokenRequest
+from app.services.bulk_jobs import BulkJobService
 from app.services.clients import ClientService
 from app.services.datasets import UploadStore
 from app.services.feedback import FeedbackService
@@ -33,6 +34,7 @@ from app.services.prediction import PredictionService
 from app.services.prediction_history import PredictionHistory
 from app.services.prediction_log import PredictionLog
 from app.services.runtime import Runtime
+from app.services.shadow import ShadowEvaluator, ShadowService
 from app.services.tokens import TokenClaims
 from app.services.training_jobs import TrainingJobService
 
@@ -151,6 +153,22 @@ def get_model_registry(runtime: _RuntimeDep, session: SessionDep) -> ModelRegist
 ModelRegistryDep = Annotated[ModelRegistry, Depends(get_model_registry)]
 
 
+def get_shadow_service(session: SessionDep, registry: ModelRegistryDep) -> ShadowService:
+    """Shadow runs: start, stop, report."""
+    return ShadowService(session, registry)
+
+
+ShadowServiceDep = Annotated[ShadowService, Depends(get_shadow_service)]
+
+
+def get_shadow_evaluator(runtime: _RuntimeDep) -> ShadowEvaluator:
+    """This worker's part of the open shadow run (the prediction routes offer to it)."""
+    return runtime.shadow
+
+
+ShadowEvaluatorDep = Annotated[ShadowEvaluator, Depends(get_shadow_evaluator)]
+
+
 def get_training_jobs(
     settings: SettingsDep,
     session: SessionDep,
@@ -161,6 +179,23 @@ def get_training_jobs(
 
 
 TrainingJobsDep = Annotated[TrainingJobService, Depends(get_training_jobs)]
+
+
+async def get_bulk_launcher(runtime: _RuntimeDep) -> JobLauncher:
+    """What starts bulk scoring processes (tests override it to simulate a failure)."""
+    return runtime.bulk_launcher
+
+
+def get_bulk_jobs(
+    settings: SettingsDep,
+    session: SessionDep,
+    launcher: Annotated[JobLauncher, Depends(get_bulk_launcher)],
+) -> BulkJobService:
+    """Bulk scoring jobs: submit, follow, read, cancel."""
+    return BulkJobService(session, settings, launcher)
+
+
+BulkJobsDep = Annotated[BulkJobService, Depends(get_bulk_jobs)]
 
 
 def get_feedback_service(settings: SettingsDep, session: SessionDep) -> FeedbackService:

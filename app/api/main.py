@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from app.api.routes import (
     admin,
     auth,
+    bulk,
     datasets,
     feedback,
     models,
@@ -26,5 +27,6 @@ api_router.include_router(models.router)
 api_router.include_router(feedback.router)
 api_router.include_router(ops.router)
 api_router.include_router(admin.router)
+api_router.include_router(bulk.router)
 api_router.include_router(predictions.router)
 api_router.include_router(predictions.admin_router)

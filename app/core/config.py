@@ -99,6 +99,16 @@ class Settings(BaseSettings):
     # Nor is one whose hold-out macro-F1 is more than this below the active version's
     # on the same hold-out rows: a retrain must not silently make the service worse.
     max_f1_drop: float = Field(default=0.01, ge=0, le=1)
+    # Promotion rules for a shadowed candidate (POST /models/{version}/shadow): with
+    # AUTO_PROMOTE on, it is activated, and the activation audited, once it has been
+    # compared on at least AUTO_PROMOTE_MIN_ITEMS live items, agrees with the active
+    # version on at least AUTO_PROMOTE_MIN_AGREEMENT of them, and flags at most
+    # AUTO_PROMOTE_MAX_REVIEW_RATE_INCREASE more of them for review. Off by default:
+    # a person decides.
+    auto_promote: bool = False
+    auto_promote_min_items: int = Field(default=5000, ge=100, le=1_000_000_000)
+    auto_promote_min_agreement: float = Field(default=0.9, ge=0.5, le=1)
+    auto_promote_max_review_rate_increase: float = Field(default=0.0, ge=0, le=1)
     # Wall-clock limit of one training job; its process is then killed and the job failed.
     training_timeout_seconds: float = Field(default=3600.0, gt=0, le=7 * 24 * 3600)
     # Largest total size of a request's headers; 431 above.
@@ -116,6 +126,17 @@ class Settings(BaseSettings):
     upload_quota_files: int = Field(default=100, ge=1, le=100_000)
     # Uploads older than this are deleted (unless an open training job uses them).
     upload_retention_days: float = Field(default=30, gt=0, le=3650)
+    # POST /predictions/bulk: largest uploaded CSV (413 above), most data rows one
+    # job may score (the job fails, naming the limit, past it), jobs queued or
+    # running at once per client and in the whole service (409 above), and how long
+    # a job may run before it is killed and failed.
+    max_bulk_upload_bytes: int = Field(default=1024**3, ge=1024)
+    max_bulk_rows: int = Field(default=10_000_000, ge=1, le=1_000_000_000)
+    max_bulk_jobs_per_client: int = Field(default=2, ge=1, le=100)
+    max_bulk_jobs: int = Field(default=4, ge=1, le=1000)
+    bulk_timeout_seconds: float = Field(default=6 * 3600.0, gt=0, le=7 * 24 * 3600)
+    # A bulk job's row and result file are deleted this long after it ends.
+    bulk_result_retention_days: float = Field(default=7, gt=0, le=3650)
 
     # Requests per client and scope (`limits` notation, or "unlimited"); shared
     # across workers and replicas when REDIS_URL is set.

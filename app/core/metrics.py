@@ -56,6 +56,9 @@ class Metrics:
     log_written: Counter
     log_dropped: Counter
     log_queued: Gauge
+    shadow_following: Gauge
+    shadow_compared: Counter
+    shadow_skipped: Counter
     # Labelled children looked up once per category: the hot path skips the label check.
     _prediction_children: dict[str, Counter] = field(default_factory=dict)
     _drift: dict[str, _ScopeWindow] = field(default_factory=dict)
@@ -242,6 +245,24 @@ def _create_metrics() -> Metrics:
             "garoupa_prediction_log_queued",
             "Predictions waiting in the live workers' queues to be written to the log.",
             multiprocess_mode="livesum",
+            registry=None,
+        ),
+        shadow_following=Gauge(
+            "garoupa_shadow_following",
+            "Live workers sampling traffic for the open shadow run, by candidate version.",
+            ["version"],
+            multiprocess_mode="livesum",
+            registry=None,
+        ),
+        shadow_compared=Counter(
+            "garoupa_shadow_compared_total",
+            "Items a shadow candidate scored beside the active version, by candidate.",
+            ["version"],
+            registry=None,
+        ),
+        shadow_skipped=Counter(
+            "garoupa_shadow_skipped_total",
+            "Sampled items skipped because a worker's shadow queue was full.",
             registry=None,
         ),
     )

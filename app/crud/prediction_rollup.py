@@ -53,8 +53,10 @@ if TYPE_CHECKING:
     from app.crud.prediction_log import LogFilter
 
 # How long after midnight (UTC) a day is left alone: rows queued just before
-# midnight are still being written for a few hundred milliseconds.
-ROLLUP_GRACE = timedelta(minutes=10)
+# midnight are still being written for a few hundred milliseconds. Short, because
+# month-long statistics are slower until yesterday is rolled up, and safe, because
+# a row that comes later still drops the day's rollups (`invalidate`).
+ROLLUP_GRACE = timedelta(minutes=2)
 # Any constant shared by every replica (the retention purge uses another).
 _PG_ROLLUP_LOCK = 0x67726F6C
 
@@ -164,19 +166,44 @@ def grouped(where: LogFilter, by: str, days: Sequence[date]) -> Select[Any]:
     )
 
 
+def pending_day(
+    connection: Connection, first_kept: date, now: datetime | None = None
+) -> date | None:
+    """The oldest closed day from `first_kept` on that has sums and no rollups yet.
+
+    Cheap enough to ask every minute: one read of the (at most retention-days)
+    markers, then one indexed look-up of the first unmarked day with sums. Days
+    without traffic are never marked, so they are looked up each time.
+    """
+    now = now or datetime.now(UTC)
+    closed_before = (now - ROLLUP_GRACE).date()
+    marked = set(
+        connection.scalars(
+            select(_ROLLED.day).where(_ROLLED.day >= first_kept, _ROLLED.day < closed_before)
+        )
+    )
+    unmarked = [
+        day
+        for day in (
+            first_kept + timedelta(days=n) for n in range((closed_before - first_kept).days)
+        )
+        if day not in marked
+    ]
+    if not unmarked:
+        return None
+    # An IN list, not a range: a range would walk every row of the marked days.
+    return connection.execute(
+        select(_DAILY.day).where(_DAILY.day.in_(unmarked)).order_by(_DAILY.day).limit(1)
+    ).scalar_one_or_none()
+
+
 def roll_up_next(connection: Connection, first_kept: date, now: datetime | None = None) -> bool:
     """Roll up the oldest closed day from `first_kept` on that has sums and is not
     rolled up yet; False when there is none. One day per call bounds the work."""
     now = now or datetime.now(UTC)
-    closed_before = (now - ROLLUP_GRACE).date()
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_ROLLUP_LOCK})
-    done = select(_ROLLED.day).where(_ROLLED.day == _DAILY.day)
-    day = connection.execute(
-        select(func.min(_DAILY.day)).where(
-            _DAILY.day >= first_kept, _DAILY.day < closed_before, ~done.exists()
-        )
-    ).scalar_one_or_none()
+    day = pending_day(connection, first_kept, now)
     if day is None:
         return False
     _drop(connection, [day])

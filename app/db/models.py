@@ -158,6 +158,40 @@ class TrainingJob(Base):
         return list((self.metrics or {}).get("warnings", []))
 
 
+class BulkJob(Base):
+    """One bulk scoring run (POST /predictions/bulk): whose it is, where it is, what it did."""
+
+    __tablename__ = "bulk_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(36), unique=True)
+    # The only client that may see the job and read its result.
+    client_id: Mapped[str] = mapped_column(String(128), index=True)
+    # queued, running, succeeded or failed; the open ones count against the limits.
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    model_version: Mapped[str] = mapped_column(String(32))
+    # "upload" (the job's own copy, deleted when it ends) or "data_path".
+    source: Mapped[str] = mapped_column(String(16))
+    data_path: Mapped[str | None] = mapped_column(String(500), default=None)
+    input_file: Mapped[str] = mapped_column(String(1000))
+    rows: Mapped[int] = mapped_column(BigInteger, default=0)
+    bad_rows: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_read: Mapped[int] = mapped_column(BigInteger, default=0)
+    total_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    rows_per_second: Mapped[float | None] = mapped_column(Float, default=None)
+    eta_seconds: Mapped[float | None] = mapped_column(Float, default=None)
+    host: Mapped[str | None] = mapped_column(String(255), default=None)
+    pid: Mapped[int | None] = mapped_column(Integer, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # The maintenance pass deletes a job and its files BULK_RESULT_RETENTION_DAYS after this.
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None, index=True)
+    # When a succeeded job's result goes (finished_at plus the retention), as shown to clients.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
 class Feedback(Base):
     """A ground-truth label for a product name, with the prediction it corrects."""
 
@@ -320,6 +354,79 @@ class PredictionRolledDay(Base):
 
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     rolled_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ShadowRun(Base):
+    """A candidate version scoring a share of live traffic beside the active one.
+
+    `open_slot` is True while the run is open and NULL once it has ended: unique,
+    so at most one run is open at a time on every backend (NULLs never collide).
+    """
+
+    __tablename__ = "shadow_run"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    candidate_version: Mapped[str] = mapped_column(String(32), index=True)
+    # The version served when the run started: items another version served are skipped.
+    active_version: Mapped[str] = mapped_column(String(32))
+    sample_rate: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_by: Mapped[str] = mapped_column(String(128))
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    end_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    open_slot: Mapped[bool | None] = mapped_column(Boolean, nullable=True, unique=True)
+
+
+class ShadowFlip(Base):
+    """How many compared items got `active_category` from the active version and
+    `candidate_category` from the candidate (the diagonal is agreement)."""
+
+    __tablename__ = "shadow_flip"
+
+    run_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    active_category: Mapped[str] = mapped_column(String(100), primary_key=True)
+    candidate_category: Mapped[str] = mapped_column(String(100), primary_key=True)
+    items: Mapped[int] = mapped_column(BigInteger)
+
+
+class ShadowScores(Base):
+    """One side's (`active` or `candidate`) compared items per tenth of the score."""
+
+    __tablename__ = "shadow_scores"
+
+    run_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    side: Mapped[str] = mapped_column(String(9), primary_key=True)
+    score_bin: Mapped[int] = mapped_column(Integer, primary_key=True)
+    items: Mapped[int] = mapped_column(BigInteger)
+    score_sum: Mapped[float] = mapped_column(Float)
+    needs_review: Mapped[int] = mapped_column(BigInteger)
+    out_of_scope: Mapped[int] = mapped_column(BigInteger)
+
+
+class ShadowLatency(Base):
+    """The candidate's scoring time per item, as a histogram (app/services/shadow.py)."""
+
+    __tablename__ = "shadow_latency"
+
+    run_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    latency_bin: Mapped[int] = mapped_column(Integer, primary_key=True)
+    items: Mapped[int] = mapped_column(BigInteger)
+    seconds: Mapped[float] = mapped_column(Float)
+
+
+class ShadowExample(Base):
+    """A name the two versions categorised differently (a few per flip)."""
+
+    __tablename__ = "shadow_example"
+    __table_args__ = (
+        Index("ix_shadow_example_flip", "run_id", "active_category", "candidate_category"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(Integer)
+    active_category: Mapped[str] = mapped_column(String(100))
+    candidate_category: Mapped[str] = mapped_column(String(100))
+    product_name: Mapped[str] = mapped_column(String(300))
 
 
 class AuditEvent(Base):

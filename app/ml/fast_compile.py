@@ -40,6 +40,7 @@ from app.ml.fast_heads import (
 )
 from app.ml.fast_path import ScorerParts, UnsupportedPipelineError
 from app.ml.open_set import OpenSetPipeline
+from app.ml.preprocessing import split_tokens, tokenize
 from app.ml.scope import ScopeModel
 
 __all__ = ["compile_pipeline"]
@@ -125,7 +126,13 @@ def _block(vec: Any, offset: int, weight: float, name: str) -> Block:
     if vec.analyzer == "word":
         # build_tokenizer/build_preprocessor return exactly what the vectorizer uses
         # (custom callables, or sklearn's token_pattern, lowercase and strip_accents).
-        count = WordNgrams(vec.build_tokenizer(), vocabulary, min_n, max_n)
+        tokenizer = vec.build_tokenizer()
+        if tokenizer is tokenize:
+            # The same tokens without NLTK's per-call wrapping, which cost more
+            # than all the rest of a name's word n-grams (a test compares the
+            # two on every code point).
+            tokenizer = split_tokens
+        count = WordNgrams(tokenizer, vocabulary, min_n, max_n)
     elif vec.analyzer == "char":
         count = CharNgrams(vocabulary, min_n, max_n)
     else:

@@ -71,7 +71,8 @@ MANIFEST = "manifest.json"
 _PREPROCESSORS: dict[str, Callable[[str], str]] = {"normalize_product_name": normalize_product_name}
 _TOKENIZERS: dict[str, Callable[[str], list[str]]] = {"tokenize": split_tokens}
 _PREPROCESSOR_NAMES = {id(normalize_product_name): "normalize_product_name"}
-_TOKENIZER_NAMES = {id(tokenize): "tokenize"}
+# A compiled pipeline already holds `split_tokens` in place of `tokenize`.
+_TOKENIZER_NAMES = {id(tokenize): "tokenize", id(split_tokens): "tokenize"}
 _ANALYZERS: dict[str, type[NgramCounter]] = {
     "word": WordNgrams,
     "char": CharNgrams,

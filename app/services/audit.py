@@ -76,6 +76,8 @@ class AuditAction(StrEnum):
     client_set_scopes = "client.set_scopes"
     client_delete = "client.delete"
     model_activate = "model.activate"
+    model_shadow_start = "model.shadow_start"
+    model_shadow_stop = "model.shadow_stop"
     training_start = "training.start"
     dataset_upload = "dataset.upload"
     admin_export = "admin.export"

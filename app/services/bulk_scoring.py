@@ -267,7 +267,7 @@ def score_chunk(
     """Output rows for `rows`, in order: each name checked and scored as /predict/batch does.
 
     `review_threshold` is the one the route would use (`review_threshold()` in
-    app/api/routes/predict.py). The result depends on the arguments alone, so any
+    app/services/prediction.py). The result depends on the arguments alone, so any
     process holding the model can score any chunk.
     """
     outcomes = _checked_names(rows)
@@ -378,19 +378,25 @@ class BulkScorer:
         return summary
 
     def score_file(
-        self, source: Path, destination: Path, progress: ProgressCallback | None = None
+        self,
+        source: Path,
+        destination: Path,
+        progress: ProgressCallback | None = None,
+        *,
+        mode: int = 0o666,
     ) -> BulkSummary:
         """`score` from file to file; `destination` appears only once complete.
 
         The output is written to a temporary file beside `destination` and renamed
         over it at the end: on any failure or interruption the temporary file is
-        removed and an existing `destination` is left as it was.
+        removed and an existing `destination` is left as it was. A progress
+        callback that raises stops the run the same way (that is how a job is
+        cancelled). `mode` is masked by the umask, as for open().
         """
         with source.open("rb") as reader:
             temporary = destination.with_name(f".{destination.name}.{secrets.token_hex(8)}.tmp")
-            # Created as open() would create the output (the umask decides its mode),
-            # and never over an existing file.
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            # Never over an existing file, nor through a symlink planted at its name.
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
             try:
                 with os.fdopen(fd, "wb") as writer:
                     summary = self.score(reader, writer, progress)
@@ -422,6 +428,4 @@ def load_serving_model(
     row = registry.active() if version is None else registry.get(version)
     if row is None:
         raise ModelNotReady()
-    # The worker's own loader: the same checksums, the same choice of stored scorer,
-    # derived scorer or pipeline, hence the same answers as the API.
-    return predictions._load(row.version)
+    return predictions.load(row.version)

@@ -41,6 +41,9 @@ class Heartbeat:
         timeout: float,
         on_abandoned: Callable[[], None] | None,
         interval: float = HEARTBEAT_SECONDS,
+        touch: Callable[[Session, str, datetime], int] | None = None,
+        fail: Callable[[Session, str, str], bool] = mark_failed,
+        timed_out: Callable[[float], str] = timed_out_message,
     ) -> None:
         self._sessions = sessions
         self._job_id = job_id
@@ -48,6 +51,10 @@ class Heartbeat:
         self._timeout = timeout
         self._on_abandoned = on_abandoned
         self._interval = interval
+        # A training job's row by default; another kind of job passes its own.
+        self._touch = touch or _touch_training_job
+        self._fail = fail
+        self._timed_out = timed_out
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="job-heartbeat", daemon=True)
 
@@ -69,12 +76,10 @@ class Heartbeat:
             try:
                 with self._sessions() as session:
                     if self._remaining() <= 0:
-                        mark_failed(session, self._job_id, timed_out_message(self._timeout))
+                        self._fail(session, self._job_id, self._timed_out(self._timeout))
                         still_open = False
                     else:
-                        still_open = bool(
-                            crud.update_job(session, self._job_id, heartbeat_at=datetime.now(UTC))
-                        )
+                        still_open = bool(self._touch(session, self._job_id, datetime.now(UTC)))
                         session.commit()
             except SQLAlchemyError as exc:
                 # A missed beat is harmless unless the outage outlasts STALE_AFTER_SECONDS.
@@ -84,10 +89,14 @@ class Heartbeat:
                 )
                 continue
             if not still_open and not self._stop.is_set():
-                logger.warning("training job closed while running", extra={"job_id": self._job_id})
+                logger.warning("job closed while running", extra={"job_id": self._job_id})
                 if self._on_abandoned is not None:
                     self._on_abandoned()
                 return
 
     def _remaining(self) -> float:
         return self._deadline - time.monotonic()
+
+
+def _touch_training_job(session: Session, job_id: str, now: datetime) -> int:
+    return crud.update_job(session, job_id, heartbeat_at=now)

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -25,6 +27,40 @@ JOB_DIR_MODE = 0o700
 JOB_FILE_MODE = 0o600
 # How often a watcher wakes to check its deadline and whether it should stop.
 WATCH_INTERVAL_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """What differs between the kinds of job a launcher starts: training, bulk scoring."""
+
+    noun: str
+    # Run as `python -m MODULE JOB_ID SETTINGS_FILE`.
+    module: str
+    record_process: Callable[[Session, str, str, int], int]
+    fail: Callable[[Session, str, str], bool]
+    timeout_seconds: Callable[[Settings], float]
+    timed_out_message: Callable[[float], str]
+    # Appended to the error of a job whose process died.
+    crash_note: str = ""
+
+
+def _record_training_process(session: Session, job_id: str, host: str, pid: int) -> int:
+    return crud.update_job(session, job_id, host=host, pid=pid)
+
+
+def _training_timeout(settings: Settings) -> float:
+    return settings.training_timeout_seconds
+
+
+TRAINING = JobKind(
+    noun="training",
+    module="app.services.job_runner",
+    record_process=_record_training_process,
+    fail=mark_failed,
+    timeout_seconds=_training_timeout,
+    timed_out_message=timed_out_message,
+    crash_note="; the active model is unchanged",
+)
 
 
 def job_directory(model_dir: Path) -> Path:
@@ -66,9 +102,12 @@ class JobLauncher:
     the jobs' own heartbeats take over).
     """
 
-    def __init__(self, sessions: sessionmaker[Session], settings: Settings) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], settings: Settings, kind: JobKind = TRAINING
+    ) -> None:
         self._sessions = sessions
         self._settings = settings
+        self._kind = kind
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._watchers: list[threading.Thread] = []
@@ -86,7 +125,7 @@ class JobLauncher:
             with os.fdopen(log_fd, "ab") as log:
                 os.fchmod(log.fileno(), JOB_FILE_MODE)
                 process = subprocess.Popen(
-                    [sys.executable, "-m", "app.services.job_runner", job_id, str(settings_file)],
+                    [sys.executable, "-m", self._kind.module, job_id, str(settings_file)],
                     cwd=PROJECT_ROOT,
                     env=job_environment(),
                     stdin=subprocess.DEVNULL,
@@ -100,7 +139,7 @@ class JobLauncher:
             settings_file.unlink(missing_ok=True)
             raise
         with self._sessions() as session:
-            crud.update_job(session, job_id, host=this_host(), pid=process.pid)
+            self._kind.record_process(session, job_id, this_host(), process.pid)
             session.commit()
         thread = threading.Thread(
             target=self._watch,
@@ -122,13 +161,13 @@ class JobLauncher:
             thread.join(timeout=timeout)
 
     def _watch(self, process: subprocess.Popen[bytes], job_id: str, settings_file: Path) -> None:
-        timeout = self._settings.training_timeout_seconds
+        timeout = self._kind.timeout_seconds(self._settings)
         deadline = time.monotonic() + timeout
         code: int | None = None
         while code is None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                self._close_job(job_id, timed_out_message(timeout))
+                self._close_job(job_id, self._kind.timed_out_message(timeout))
                 _kill_group(process)
                 code = process.wait()
                 break
@@ -142,14 +181,14 @@ class JobLauncher:
             how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
             self._close_job(
                 job_id,
-                f"the training process {how} (out of memory or killed?); "
-                "the active model is unchanged",
+                f"the {self._kind.noun} process {how} (out of memory or killed?)"
+                f"{self._kind.crash_note}",
             )
 
     def _close_job(self, job_id: str, reason: str) -> None:
         try:
             with self._sessions() as session:
-                mark_failed(session, job_id, reason)
+                self._kind.fail(session, job_id, reason)
         except SQLAlchemyError as exc:
             # The reapers retry from the database's side.
             logger.warning(

@@ -11,22 +11,17 @@ a heartbeat thread keeps the job's row fresh and notices a cancel or a timeout.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import stat
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings
 from app.core.errors import NotFound
-from app.core.logging import configure_logging, stop_log_writer
 from app.crud import training_job as crud
-from app.db.database import open_database
 from app.db.models import TrainingJob
 from app.ml.dataset import DatasetError
 from app.ml.training import (
@@ -40,14 +35,12 @@ from app.ml.training import (
 )
 from app.services.activation_gate import activation_blockers, compare_with_active
 from app.services.job_heartbeat import Heartbeat
+from app.services.job_process import run_job_process
 from app.services.models import ModelRegistry
 from app.services.training_jobs import mark_failed, this_host
 from app.services.training_plan import TrainingPlan, assemble_dataset, split_params
 
 logger = logging.getLogger("app.services.job_runner")
-
-# Exit status of a job process that stopped because its job was cancelled or timed out.
-ABANDONED_EXIT_STATUS = 3
 
 
 class JobClosed(Exception):
@@ -198,48 +191,15 @@ def execute_job(
     return final
 
 
-def read_settings_file(path: Path) -> Settings:
-    """Read and delete the settings file a launcher wrote (see `write_settings_file`)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    try:
-        info = os.fstat(fd)
-        if info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:
-            raise PermissionError(f"{path} must be owned by this user and mode 0600")
-        with os.fdopen(fd, "rb", closefd=False) as handle:
-            values = json.loads(handle.read())
-    finally:
-        os.close(fd)
-        path.unlink(missing_ok=True)
-    return Settings(_env_file=None, **values)
-
-
-def abandon() -> None:
-    """Leave at once: the job was cancelled or timed out (called from the heartbeat thread)."""
-    logger.warning("training job abandoned: cancelled or timed out")
-    stop_log_writer()
-    logging.shutdown()
-    # The main thread may be deep in a fit; nothing it would still write is wanted.
-    os._exit(ABANDONED_EXIT_STATUS)
-
-
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        sys.stderr.write("usage: python -m app.services.job_runner JOB_ID SETTINGS_FILE\n")
-        return 2
-    job_id, settings_file = argv
-    settings = read_settings_file(Path(settings_file))
-    configure_logging(settings)
-    # Lower priority than the web workers: predictions must keep flowing.
-    os.nice(10)
-    with open_database(settings.database_url, migrate=False) as database:
-        try:
-            job = execute_job(database.sessions, settings, job_id, on_abandoned=abandon)
-        except NotFound as exc:
-            # Cancelled (or reaped) before this process got to start it.
-            logger.warning("training job not started", extra={"job_id": job_id, "reason": str(exc)})
-            return ABANDONED_EXIT_STATUS
-    logger.info("training job finished", extra={"job_id": job.job_id, "status": job.status})
-    return 0 if job.status == "succeeded" else 1
+    return run_job_process(
+        argv,
+        module="app.services.job_runner",
+        kind="training",
+        execute=lambda sessions, settings, job_id, on_abandoned: execute_job(
+            sessions, settings, job_id, on_abandoned=on_abandoned
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.core.errors import Conflict, NotFound
 from app.crud import model_version as crud
+from app.crud import shadow
 from app.db.models import ModelVersion
 from app.ml.artifacts import library_versions, save_artifact, sha256_file
 from app.ml.dataset import Dataset, read_csv, write_csv
@@ -194,7 +195,9 @@ class ModelRegistry:
                     created_at=datetime.now(UTC),
                 )
                 if activate:
-                    crud.set_active(self._session, name, datetime.now(UTC))
+                    now = datetime.now(UTC)
+                    crud.set_active(self._session, name, now)
+                    shadow.end_runs_on_activation(self._session, name, now)
                 self._session.commit()
             except IntegrityError:
                 self._session.rollback()
@@ -207,11 +210,11 @@ class ModelRegistry:
             return SavedVersion(version=name, sha256=sha256, is_active=activate)
         raise RuntimeError("could not allocate a model version number")
 
-    def activate(self, version: str) -> ModelVersion:
-        """Make `version` the one every worker serves; its artifact must be intact.
+    def check_intact(self, version: str) -> ModelVersion:
+        """`version`'s record, once its artifact (and stored scorer) pass their checks.
 
-        This worker's store switches before returning; the others at their next
-        registry check.
+        ModelVersionNotFound for an unknown version; ArtifactConflict when a file
+        is missing, unreadable or altered.
         """
         row = self.get(version)
         path = self.artifact_path(row)
@@ -232,7 +235,18 @@ class ModelRegistry:
                 load_bundle(self._model_dir, row.scorer_file, row.scorer_sha256)
             except BundleError as exc:
                 raise ArtifactConflict(f"stored scorer of {version}: {exc}") from None
-        crud.set_active(self._session, version, datetime.now(UTC))
+        return row
+
+    def activate(self, version: str) -> ModelVersion:
+        """Make `version` the one every worker serves; its artifact must be intact.
+
+        This worker's store switches before returning; the others at their next
+        registry check. An open shadow run ends (app/services/shadow.py).
+        """
+        row = self.check_intact(version)
+        now = datetime.now(UTC)
+        crud.set_active(self._session, version, now)
+        shadow.end_runs_on_activation(self._session, version, now)
         self._session.commit()
         self._session.refresh(row)
         logger.info("model version activated", extra={"version": version})

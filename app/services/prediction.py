@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.core.config import Settings
 from app.core.errors import ModelNotReady
 from app.core.memory import release_free_memory
 from app.core.metrics import Metrics
@@ -42,6 +43,8 @@ logger = logging.getLogger(__name__)
 # the fast path still matches the pipeline in this process.
 _LOAD_CHECK_ROWS = 200
 _RETRY_FAILED_LOAD_SECONDS = 30.0
+# The review threshold of versions trained before versions chose their own.
+FALLBACK_REVIEW_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
@@ -253,6 +256,15 @@ class PredictionService:
         if model is not None:
             self._metrics.set_serving(model.version, False)
 
+    def load(self, version: str) -> ServingModel:
+        """`version` loaded exactly as this worker loads it to serve, without serving it.
+
+        The same checksums and the same choice of stored scorer, derived scorer or
+        pipeline, hence the same answers as the API. ArtifactError when the version
+        is not registered or its files are missing or altered.
+        """
+        return self._load(version)
+
     def _load(self, version: str) -> ServingModel:
         with self._sessions() as session:
             row = crud.get_version(session, version)
@@ -333,3 +345,11 @@ def _review_threshold(row: ModelVersion) -> float | None:
     if isinstance(threshold, int | float) and 0.0 <= threshold <= 1.0:
         return float(threshold)
     return None
+
+
+def review_threshold(min_score: float | None, settings: Settings, result: Predictions) -> float:
+    """The request's `min_score`, else REVIEW_THRESHOLD, else the version's own threshold."""
+    for threshold in (min_score, settings.review_threshold, result.review_threshold):
+        if threshold is not None:
+            return threshold
+    return FALLBACK_REVIEW_THRESHOLD

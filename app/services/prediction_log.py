@@ -258,6 +258,27 @@ class PredictionLog:
             logger.info("prediction statistics rolled up", extra={"days": days})
         return days
 
+    def roll_up_pending(self, retention_days: float, now: datetime | None = None) -> int:
+        """`roll_up` if a closed day is waiting; how many days were rolled up.
+
+        Asked every minute (app/main.py), so that month-long statistics are fast
+        again minutes after midnight, not at the next hourly purge. Asking is one
+        small read; the roll-up itself takes the purge lock like the hourly pass,
+        and skips this turn when another process or pass holds it.
+        """
+        now = now or datetime.now(UTC)
+        first_kept = (now - timedelta(days=retention_days)).date()
+        with self._engine.connect() as connection:
+            if rollup.pending_day(connection, first_kept, now) is None:
+                return 0
+        if not self._maintenance.acquire(blocking=False):
+            return 0
+        try:
+            with _purge_lock(self._engine) as acquired:
+                return self.roll_up(first_kept, now) if acquired else 0
+        finally:
+            self._maintenance.release()
+
     def purge_expired(self, retention_days: float, *, chunk_rows: int = 5000) -> int:
         """Delete rows older than the retention, `chunk_rows` per transaction; how many went.
 

@@ -19,6 +19,7 @@ from app.core.keys import Keyring
 from app.core.metrics import Metrics
 from app.core.security import build_secret_hasher
 from app.db.database import Database, open_database
+from app.services.bulk_jobs import BULK, BulkJobService
 from app.services.datasets import UploadStore
 from app.services.job_launcher import JobLauncher
 from app.services.login_guard import LoginGuard
@@ -26,6 +27,7 @@ from app.services.prediction import PredictionService
 from app.services.prediction_log import PredictionLog
 from app.services.rate_limit import RateLimiter
 from app.services.revocation import RevocationCache
+from app.services.shadow import ShadowEvaluator
 from app.services.tokens import TokenService
 from app.services.training_jobs import TrainingJobService
 
@@ -50,6 +52,10 @@ class Runtime:
     uploads: UploadStore
     # Starts this worker's training processes and watches them; stopped in close().
     launcher: JobLauncher
+    # The same for bulk scoring processes.
+    bulk_launcher: JobLauncher
+    # This worker's part of the open shadow run, followed at each registry check.
+    shadow: ShadowEvaluator
 
     @classmethod
     def build(cls, settings: Settings, metrics: Metrics) -> Runtime:
@@ -57,6 +63,7 @@ class Runtime:
         database = open_database(settings.database_url, migrate=False)
         sessions = database.sessions
         hasher = build_secret_hasher()
+        predictions = PredictionService(sessions, settings.model_dir, metrics)
         return cls(
             settings=settings,
             database=database,
@@ -73,7 +80,7 @@ class Runtime:
                 storage_uri=settings.redis_url or "memory://",
                 max_concurrent_checks=settings.max_concurrent_secret_checks,
             ),
-            predictions=PredictionService(sessions, settings.model_dir, metrics),
+            predictions=predictions,
             prediction_log=PredictionLog(
                 database.engine,
                 metrics,
@@ -92,6 +99,8 @@ class Runtime:
             ),
             uploads=UploadStore(settings, sessions),
             launcher=JobLauncher(sessions, settings),
+            bulk_launcher=JobLauncher(sessions, settings, BULK),
+            shadow=ShadowEvaluator(sessions, database.engine, predictions, settings, metrics),
         )
 
     def session(self) -> Session:
@@ -99,17 +108,25 @@ class Runtime:
         return self.database.sessions()
 
     def housekeeping(self) -> None:
-        """Periodic per-worker work: revocation snapshot, active model, dead training jobs."""
+        """Periodic per-worker work: revocation snapshot, active model, the open shadow
+        run, dead training and bulk jobs, expired bulk results."""
         self.revocation.refresh_if_due()
         self.predictions.sync()
+        self.shadow.follow()
         with self.session() as session:
             TrainingJobService(session, self.settings).reap()
+        with self.session() as session:
+            bulk = BulkJobService(session, self.settings)
+            bulk.reap()
+            bulk.purge_expired()
 
     def close(self) -> None:
         """Release database connections and withdraw this worker's serving gauge."""
         self.predictions.close()
-        # Flushes what is queued while the database is still open.
+        # Both flush what is queued while the database is still open.
+        self.shadow.close()
         self.prediction_log.close()
         # Before the engine goes: a watcher must not write to a closed database.
         self.launcher.close()
+        self.bulk_launcher.close()
         self.database.dispose()

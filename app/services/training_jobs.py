@@ -227,7 +227,7 @@ class TrainingJobService:
         if (
             open_job.host == this_host()
             and open_job.pid is not None
-            and not _pid_alive(open_job.pid)
+            and not pid_alive(open_job.pid)
         ):
             reason = f"the training process (pid {open_job.pid}) ended without reporting a result"
         elif began < now - timedelta(seconds=timeout):
@@ -274,7 +274,8 @@ def timed_out_message(timeout: float) -> str:
     )
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -285,20 +286,25 @@ def _pid_alive(pid: int) -> bool:
 
 
 def kill_job_process(job: TrainingJob) -> bool:
-    """SIGKILL the process group of a job running on this host; False if there is none.
+    """SIGKILL the process group of a job running on this host; False if there is none."""
+    return kill_process_group(job.job_id, host=job.host, pid=job.pid)
+
+
+def kill_process_group(job_id: str, *, host: str | None, pid: int | None) -> bool:
+    """SIGKILL the process group a job's process leads on this host; False if there is none.
 
     Only a process that leads its own group is killed (the launcher starts jobs
     with start_new_session), so a reused pid of some other process is left alone.
     """
-    if job.host != this_host() or job.pid is None or job.pid == os.getpid():
+    if host != this_host() or pid is None or pid == os.getpid():
         return False
     try:
-        if os.getpgid(job.pid) != job.pid:
+        if os.getpgid(pid) != pid:
             return False
-        os.killpg(job.pid, signal.SIGKILL)
+        os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         return False
-    logger.warning("training process killed", extra={"job_id": job.job_id, "pid": job.pid})
+    logger.warning("job process killed", extra={"job_id": job_id, "pid": pid})
     return True
 
 

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 
-from app.api.deps import AuditTrailDep, ModelRegistryDep
+from app.api.deps import AuditTrailDep, ModelRegistryDep, ShadowServiceDep
 from app.api.routes.console import (
     ConsoleUserDep,
     form_field,
@@ -32,6 +32,7 @@ from app.core.errors import Conflict, NotFound
 from app.db.models import ModelVersion
 from app.services.console import ConsoleUser
 from app.services.models import activate_audited
+from app.services.shadow import ShadowService
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -40,6 +41,8 @@ SORTS = ("category", "precision", "recall", "f1", "support")
 # largest confusions still covers them.
 HEATMAP_MAX_LABELS = 60
 TOP_CONFUSIONS = 15
+# Flips of a live comparison shown on a model's page (the API lists 50).
+TOP_FLIPS = 10
 # The comparison sorts by the second version's columns, or by how F1 changed.
 COMPARE_SORTS = (*SORTS, "f1_diff")
 # Categories per comparison page: thousands of rows would make a slow, unreadable page.
@@ -106,10 +109,12 @@ async def model_page(
     version: str,
     user: ConsoleUserDep,
     registry: ModelRegistryDep,
+    shadow: ShadowServiceDep,
     sort: Annotated[str, Query(max_length=16)] = "f1",
     order: Annotated[str, Query(max_length=16)] = "asc",
 ) -> Response:
-    """One version: per-category metrics (sortable), confusions, the review curve."""
+    """One version: per-category metrics (sortable), confusions, the review curve, and
+    its latest comparison on live traffic (shadow evaluation), if it had one."""
     if user is None:
         return redirect_to(request, "/console/sign-in")
     try:
@@ -117,6 +122,7 @@ async def model_page(
     except NotFound:
         return _missing(request, user, version)
     active = await run_in_threadpool(registry.active)
+    live = await run_in_threadpool(_live_comparison, shadow, version)
     sort = sort if sort in SORTS else "f1"
     order = order if order in ("asc", "desc") else "asc"
     metrics: dict[str, Any] = row.metrics or {}
@@ -135,6 +141,7 @@ async def model_page(
         curve=_curve(metrics),
         reliability=_reliability(metrics),
         active_version=None if active is None else active.version,
+        live=live,
     )
 
 
@@ -191,6 +198,14 @@ async def activate(
         back = f"/console/models/{version}"
         return message_page(request, user, 409, "Not activated", str(exc), back)
     return redirect_to(request, f"/console/models/{version}")
+
+
+def _live_comparison(shadow: ShadowService, version: str) -> dict[str, Any] | None:
+    try:
+        run = shadow.latest(version)
+    except NotFound:
+        return None
+    return shadow.report(run, max_flips=TOP_FLIPS)
 
 
 def _summary(row: ModelVersion) -> dict[str, Any]:

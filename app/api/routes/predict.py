@@ -8,8 +8,13 @@ from fastapi import APIRouter
 from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import PredictionLogDep, PredictionServiceDep, PredictScope, SettingsDep
-from app.core.config import Settings
+from app.api.deps import (
+    PredictionLogDep,
+    PredictionServiceDep,
+    PredictScope,
+    SettingsDep,
+    ShadowEvaluatorDep,
+)
 from app.core.logging import request_id_var
 from app.schemas.errors import BearerErrorResponse, ErrorResponse
 from app.schemas.prediction import (
@@ -21,12 +26,10 @@ from app.schemas.prediction import (
     PredictionRequest,
     PredictionResponse,
 )
-from app.services.prediction import Predictions
+from app.services.prediction import review_threshold
 
 # Small batches score faster inline than the hop to a worker thread costs.
 _INLINE_BATCH = 32
-# The review threshold of versions trained before versions chose their own.
-FALLBACK_REVIEW_THRESHOLD = 0.5
 
 router = APIRouter(prefix="/predict", tags=["predict"])
 
@@ -54,6 +57,7 @@ async def predict(
     predictions: PredictionServiceDep,
     log: PredictionLogDep,
     settings: SettingsDep,
+    shadow: ShadowEvaluatorDep,
 ) -> PredictionResponse:
     """Predict the category of one product name, with calibrated top-k scores.
 
@@ -67,6 +71,7 @@ async def predict(
     ranked = result.ranked[0]
     threshold = review_threshold(body.min_score, settings, result)
     needs_review = result.needs_review(ranked, threshold)
+    shadow.offer(result, [body.product_name], [needs_review], body.min_score)
     if log.wants():
         log.record(
             client.client_id,
@@ -85,14 +90,6 @@ async def predict(
         needs_review=needs_review,
         explanation=None if explanation is None else Explanation.model_validate(explanation),
     )
-
-
-def review_threshold(min_score: float | None, settings: Settings, result: Predictions) -> float:
-    """The request's `min_score`, else REVIEW_THRESHOLD, else the version's own threshold."""
-    for threshold in (min_score, settings.review_threshold, result.review_threshold):
-        if threshold is not None:
-            return threshold
-    return FALLBACK_REVIEW_THRESHOLD
 
 
 def _check_batch_size(body: BatchPredictionRequest, limit: int) -> None:
@@ -126,6 +123,7 @@ async def predict_batch(
     predictions: PredictionServiceDep,
     log: PredictionLogDep,
     settings: SettingsDep,
+    shadow: ShadowEvaluatorDep,
 ) -> BatchPredictionResponse:
     """Predict categories for many names, answered in input order.
 
@@ -150,6 +148,7 @@ async def predict_batch(
         )
         for name, r in zip(names, result.ranked, strict=True)
     ]
+    shadow.offer(result, names, [i.needs_review for i in items], body.min_score)
     if log.wants():
         log.record(
             client.client_id,
