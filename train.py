@@ -2,6 +2,7 @@
 
     python train.py                       # data/products.csv, default algorithm
     python train.py --data data/new.csv --algorithm logistic_regression --no-activate
+    python train.py --cores 4                # the fits on 4 cores (default: TRAINING_CORES)
 
 Running servers pick up an activated version within a few seconds. The job obeys
 TRAINING_TIMEOUT_SECONDS and `DELETE /training/{job_id}` like an API job: its
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import _thread
 import argparse
+import json
 import logging
 import sys
 import time
@@ -22,19 +24,23 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from app.core.config import ConfigurationError, Settings, load_settings
-from app.core.errors import Conflict
+from app.core.errors import Conflict, Unprocessable
 from app.db.database import open_database
 from app.db.models import TrainingJob
 from app.ml.algorithms import ALGORITHMS, DEFAULT_ALGORITHM, DEFAULT_TEST_SIZE
 from app.ml.dataset import SHIPPED_DATASET, DatasetError, read_csv
+from app.ml.parallel import FitProgress
 from app.ml.training import STAGES, TrainingError
 from app.services.job_runner import execute_job
 from app.services.training_jobs import TrainingJobService, mark_failed
-from app.services.training_plan import TrainingPlan
+from app.services.training_plan import TrainingPlan, split_params
+
+# The bound TRAINING_CORES has (app/core/config.py).
+MAX_CORES = 256
 
 
 def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace:
@@ -68,11 +74,49 @@ def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace
         "every row after the evaluation",
     )
     parser.add_argument(
+        "--param",
+        dest="params",
+        action="append",
+        type=_param,
+        default=[],
+        metavar="NAME=JSON",
+        help="a hyper-parameter as POST /training/ takes it, e.g. "
+        "features__char__max_features=200000 or clf__C=[0.5,1] (a list is searched); "
+        "repeatable; only the allow-listed names (docs/api.md)",
+    )
+    parser.add_argument(
+        "--cores",
+        type=_cores,
+        default=settings.training_cores,
+        help="cores the independent fits run on (default: TRAINING_CORES, else all but one; "
+        "ignored when TRAINING_CLUSTER names a Dask scheduler)",
+    )
+    parser.add_argument(
         "--no-activate",
         action="store_true",
         help="record the version without making it the one that serves",
     )
     return parser.parse_args(argv)
+
+
+def _param(value: str) -> tuple[str, Any]:
+    name, sep, raw = value.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"{value!r} is not NAME=JSON")
+    try:
+        return name, json.loads(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{name}: {raw!r} is not a JSON value") from None
+
+
+def _cores(value: str) -> int:
+    try:
+        cores = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if not 1 <= cores <= MAX_CORES:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_CORES}")
+    return cores
 
 
 class StageDisplay:
@@ -84,6 +128,19 @@ class StageDisplay:
             stage: progress.add_task(stage, total=1, start=False, visible=False) for stage in STAGES
         }
         self._current: str | None = None
+        self._fits: TaskID | None = None
+
+    def fits(self, fits: FitProgress) -> None:
+        """Show the fits done of the total and the time the rest should take."""
+        if not fits.total:
+            return
+        left = "" if fits.eta_seconds is None else f", about {_duration(fits.eta_seconds)} left"
+        description = f"fits {fits.done}/{fits.total}{left}"
+        if self._fits is None:
+            self._fits = self._progress.add_task(description, total=fits.total)
+        self._progress.update(self._fits, completed=fits.done, description=description)
+        if fits.done >= fits.total:
+            self._progress.stop_task(self._fits)
 
     def __call__(self, stage: str) -> None:
         self.finish()
@@ -101,6 +158,11 @@ class StageDisplay:
                 self._progress.update(task, completed=1)
             self._progress.stop_task(task)
             self._current = None
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
 @contextmanager
@@ -169,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         with stage_display(err) as display:
             display("load")
+            # The API's allow-list and bounds, before any job is recorded.
+            fixed, grid = split_params(args.algorithm, dict(args.params))
             # Checked here as well as in the job so bad data costs no job record.
             _, warnings = read_csv(args.data).prepare_for_training(args.test_size)
             for warning in warnings:
@@ -177,8 +241,8 @@ def main(argv: list[str] | None = None) -> int:
                 data_file=str(args.data.resolve()),
                 data_path=str(args.data),
                 algorithm=args.algorithm,
-                params={},
-                grid={},
+                params=fixed,
+                grid=grid,
                 include_base_data=False,
                 include_feedback=False,
                 activate=not args.no_activate,
@@ -197,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
                     job.job_id,
                     progress=display,
                     on_abandoned=_thread.interrupt_main,
+                    fit_progress=display.fits,
+                    cores=args.cores,
                 )
             except KeyboardInterrupt:
                 # Ctrl-C, or the heartbeat saw the job cancelled or timed out.
@@ -205,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
                     job = TrainingJobService(session, settings).get(job.job_id)
             if job.status != "succeeded":
                 raise TrainingError(job.error or "training failed")
-    except (DatasetError, TrainingError, Conflict) as exc:
+    except (DatasetError, TrainingError, Conflict, Unprocessable) as exc:
         print(f"train.py: {exc}", file=sys.stderr)
         return 1
     finally:

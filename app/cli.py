@@ -122,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.chunk_rows,
         help="rows read and scored at a time (default: %(default)s)",
     )
+    score.add_argument(
+        "--cores",
+        type=_within(int, 1, 256),
+        help="worker processes to score on; 1 scores in this process (default: the "
+        "BULK_CORES setting, else all but one of the CPUs this process may use)",
+    )
     score.set_defaults(handler=_score)
     _add_score_dask(commands)
     return parser
@@ -155,7 +161,8 @@ def _score(args: argparse.Namespace) -> None:
     )
     max_rows = settings.max_bulk_rows if args.max_rows is None else args.max_rows
     limits = BulkLimits(max_rows=max_rows, chunk_rows=args.chunk_rows)
-    scorer = BulkScorer(model, threshold, limits)
+    cores = settings.bulk_cores if args.cores is None else args.cores
+    scorer = BulkScorer(model, threshold, limits, cores=cores)
     with progress_display(Console(stderr=True)) as progress:
         summary = scorer.score_file(source, destination, progress)
     _say(_summary_line(summary, destination))

@@ -77,6 +77,9 @@ NO_DATABASE_MODULES = {
     "test_shipped_data",
     "test_scope",
     "test_calibration_folds",
+    # Its train.py subprocess has a SQLite database of its own, whatever the pass.
+    "test_training_scaling_bench",
+    "test_training_parallel",
 }
 
 

@@ -25,8 +25,9 @@ from app.db.base import Base
 from app.db.database import open_database
 from app.db.models import BulkJob
 from app.ml.training import TrainedModel
-from app.services.bulk_jobs import BulkJobService, job_folder, result_file
+from app.services.bulk_jobs import BulkJobService, job_folder, mark_failed, result_file
 from app.services.datasets import UPLOAD_FOLDER, client_folder
+from app.services.runtime import BULK_PURGE_SECONDS, Interval
 from app.services.training_jobs import this_host
 from tests.polling import poll_json
 from tests.support import (
@@ -36,13 +37,15 @@ from tests.support import (
     Registry,
     alive,
     bearer,
+    child_pids,
     make_settings,
     open_api,
+    predict_batch,
     readme_bash_block,
     start_server,
     token_for,
 )
-from tests.test_bulk_scoring import _assert_same_as_batch, _batch, _csv, _names, _read_output
+from tests.test_bulk_scoring import _assert_same_as_batch, _csv, _names, _read_output
 
 # Generous: a job process imports scikit-learn and loads the model before its first row.
 JOB_SECONDS = 600.0
@@ -157,7 +160,7 @@ def test_a_50000_row_job_equals_predict_batch_in_order(
             assert response.headers["content-type"].startswith("text/csv")
             assert response.headers["cache-control"] == "no-store"
             rows = _read_output(response.content)
-            _assert_same_as_batch(rows, _batch(api, names))
+            _assert_same_as_batch(rows, predict_batch(api, names))
         finally:
             _stop_bulk_jobs(api)
 
@@ -169,7 +172,7 @@ def test_an_upload_with_a_header_elsewhere_scores_that_column(bulk: Api) -> None
     assert job["status"] == "succeeded", job["error"]
     assert job["source"] == "upload" and job["data_path"] is None
     rows = _read_output(bulk.get(job["result_url"]).content)
-    _assert_same_as_batch(rows, _batch(bulk, names))
+    _assert_same_as_batch(rows, predict_batch(bulk, names))
     # The uploaded copy goes with the job; the result stays, for its owner only.
     folder = job_folder(bulk.settings.model_dir, job["job_id"])
     assert sorted(p.name for p in folder.iterdir()) == ["result.csv"]
@@ -392,7 +395,8 @@ def test_a_job_killed_mid_run_is_failed_and_its_partial_result_never_served(
     poll_json(
         lambda: bulk.get(accepted["status_url"]),
         lambda _: not job_folder(bulk.settings.model_dir, job_id).exists(),
-        timeout=60,
+        # Each worker looks for leftovers with the expired jobs, once a minute.
+        timeout=BULK_PURGE_SECONDS + 60,
         what="the failed job's folder to go",
     )
 
@@ -419,6 +423,101 @@ def test_cancelling_a_running_job_stops_its_process(bulk: Api) -> None:
     assert bulk.get(f"{accepted['status_url']}/result.csv").status_code == 409
 
 
+# --- several cores -------------------------------------------------------------------------------
+
+
+def test_a_job_on_two_cores_equals_predict_batch_in_order(
+    tmp_path: Path, shipped_model: TrainedModel
+) -> None:
+    settings = make_settings(tmp_path, model_refresh_seconds=0.2, bulk_cores=2)
+    # Three chunks and a part: both workers score some.
+    names = _catalog(14_000)
+    with open_api(settings, shipped_model) as api:
+        try:
+            data = _csv([["product_name"], *([n] for n in names)])
+            job = _wait(api, _start(api, **_upload(data))["job_id"])
+            assert job["status"] == "succeeded", job["error"]
+            assert (job["rows"], job["bad_rows"]) == (14_000, 0)
+            rows = _read_output(api.get(job["result_url"]).content)
+            _assert_same_as_batch(rows, predict_batch(api, names))
+        finally:
+            _stop_bulk_jobs(api)
+
+
+def _job_and_workers(api: Api, job_id: str, cores: int) -> tuple[int, set[int]] | None:
+    """The running job's process and its `cores` workers, or None if it ended first."""
+    deadline = time.monotonic() + JOB_SECONDS
+    while time.monotonic() < deadline:
+        row = _job_row(api, job_id)
+        if row.status not in ("queued", "running"):
+            return None
+        if row.pid is not None and len(workers := child_pids(row.pid)) >= cores:
+            assert len(workers) == cores, workers
+            return row.pid, workers
+        time.sleep(0.05)
+    raise AssertionError(f"bulk job {job_id} did not start {cores} workers")
+
+
+def _assert_all_end(pids: set[int], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while running := {pid for pid in pids if alive(pid)}:
+        assert time.monotonic() < deadline, f"processes {sorted(running)} outlived their job"
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def two_cores(tmp_path: Path, tiny_model: TrainedModel) -> Iterator[Api]:
+    """The app with BULK_CORES=2 and a file that takes a job seconds at least."""
+    with open_api(make_settings(tmp_path, bulk_cores=2), tiny_model) as api:
+        try:
+            api.write_data("big.csv", _big_csv())
+            yield api
+        finally:
+            _stop_bulk_jobs(api)
+
+
+def test_cancelling_a_job_on_two_cores_ends_its_workers(two_cores: Api) -> None:
+    accepted = _start(two_cores, data={"data_path": "big.csv"})
+    started = _job_and_workers(two_cores, accepted["job_id"], 2)
+    if started is None:
+        pytest.skip("the job finished before its workers were seen")
+    pid, workers = started
+    cancelled = two_cores.client.delete(accepted["status_url"], headers=two_cores.auth)
+    if cancelled.status_code == 409:
+        pytest.skip("the job finished before it could be cancelled")
+    assert cancelled.status_code == 200, cancelled.text
+    _assert_all_end({pid, *workers})
+    assert two_cores.get(f"{accepted['status_url']}/result.csv").status_code == 409
+
+
+def test_a_job_closed_elsewhere_abandons_its_run_and_its_workers_end(two_cores: Api) -> None:
+    accepted = _start(two_cores, data={"data_path": "big.csv"})
+    started = _job_and_workers(two_cores, accepted["job_id"], 2)
+    if started is None:
+        pytest.skip("the job finished before its workers were seen")
+    pid, workers = started
+    # As a cancel on another replica does: the row is closed and nothing is killed
+    # here. The job notices at its next progress write or heartbeat and stops.
+    with two_cores.direct.runtime.session() as session:
+        if not mark_failed(session, accepted["job_id"], "cancelled elsewhere"):
+            pytest.skip("the job finished before it could be closed")
+    _assert_all_end({pid, *workers}, timeout=120)
+    assert not result_file(two_cores.settings.model_dir, accepted["job_id"]).exists()
+
+
+def test_a_job_process_killed_alone_takes_its_workers_with_it(two_cores: Api) -> None:
+    accepted = _start(two_cores, data={"data_path": "big.csv"})
+    started = _job_and_workers(two_cores, accepted["job_id"], 2)
+    if started is None:
+        pytest.skip("the job finished before its workers were seen")
+    pid, workers = started
+    # Not the group: as the OOM killer or an abandoning heartbeat (os._exit) ends it.
+    os.kill(pid, signal.SIGKILL)
+    _assert_all_end({pid, *workers})
+    job = _wait(two_cores, accepted["job_id"])
+    assert job["status"] == "failed"
+
+
 # --- expiry --------------------------------------------------------------------------------------
 
 
@@ -439,6 +538,14 @@ def test_results_expire_after_bulk_result_retention_days(bulk: Api) -> None:
     assert not folder.exists()
     assert bulk.get(job["status_url"]).status_code == 404
     assert bulk.get(job["result_url"]).status_code == 404
+
+
+def test_expired_jobs_are_looked_for_on_the_first_tick_then_once_a_period() -> None:
+    purge = Interval(BULK_PURGE_SECONDS)
+    assert purge.due()
+    assert not purge.due()
+    every_tick = Interval(0.0)
+    assert every_tick.due() and every_tick.due()
 
 
 def test_a_job_whose_process_never_reports_is_failed_by_the_reaper(bulk: Api) -> None:

@@ -6,28 +6,44 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
+from pydantic import AfterValidator, StringConstraints, TypeAdapter, ValidationError
 
 from app.cli import build_parser
 from app.core.config import Settings, environment_without_settings
 from app.db.database import open_database
 from app.ml.training import TrainedModel
+from app.schemas.prediction import ProductName, _bounded_name
 from app.services.bulk_scoring import (
     OUTPUT_COLUMNS,
     BulkLimits,
     BulkProgress,
     BulkScorer,
     BulkSummary,
+    InputRow,
     TooManyRows,
+    WorkerLost,
+    _checked_names,
 )
 from app.services.prediction import Predictions, ServingModel, review_threshold
 from app.services.prediction_history import neutralised
-from tests.support import REPO_ROOT, SHIPPED_CSV, TINY_CSV, Api, install_model
+from tests.support import (
+    REPO_ROOT,
+    SHIPPED_CSV,
+    TINY_CSV,
+    Api,
+    child_pids,
+    install_model,
+    predict_batch,
+)
 
 HYPERLINK = '=HYPERLINK("http://example.com/x","klik")'
 # Names /predict/batch accepts, some awkward: padding, case, full-width forms,
@@ -84,15 +100,6 @@ def _read_output(data: bytes) -> list[dict[str, str]]:
     return [dict(zip(OUTPUT_COLUMNS, row, strict=True)) for row in reader]
 
 
-def _batch(api: Api, names: list[str]) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    for start in range(0, len(names), 1000):
-        response = api.post("/predict/batch", json={"product_names": names[start : start + 1000]})
-        assert response.status_code == 200, response.text
-        items += response.json()["predictions"]
-    return items
-
-
 def _assert_same_as_batch(rows: list[dict[str, str]], items: list[dict[str, Any]]) -> None:
     assert len(rows) == len(items)
     for number, (row, item) in enumerate(zip(rows, items, strict=True), start=1):
@@ -114,7 +121,7 @@ def test_results_equal_predict_batch_for_the_same_names_in_order(api: Api) -> No
     data = _csv([["product_name"], *([name] for name in names)])
     # Small chunks, so that chunk boundaries fall all over the file.
     rows, summary = _score(api, data, BulkLimits(chunk_rows=37))
-    _assert_same_as_batch(rows, _batch(api, names))
+    _assert_same_as_batch(rows, predict_batch(api, names))
     assert (summary.rows, summary.bad_rows) == (len(names), 0)
     assert summary.model_version == "v1.0.0"
     assert any(row["in_scope"] == "false" for row in rows)
@@ -158,7 +165,7 @@ FIRST, SECOND = "susu ultra coklat 250ml", "indomie goreng 85g"
 )
 def test_header_or_first_column_bom_and_line_ends(api: Api, data: bytes) -> None:
     rows, summary = _score(api, data)
-    _assert_same_as_batch(rows, _batch(api, [FIRST, SECOND]))
+    _assert_same_as_batch(rows, predict_batch(api, [FIRST, SECOND]))
     assert summary.rows == 2
 
 
@@ -219,9 +226,64 @@ def test_bad_rows_are_reported_and_counted_without_failing_the_run(api: Api) -> 
     good = [row for row in rows if not row["error"]]
     _assert_same_as_batch(
         [{**row, "row": str(n)} for n, row in enumerate(good, start=1)],
-        _batch(api, [FIRST, SECOND, HYPERLINK, FIRST]),
+        predict_batch(api, [FIRST, SECOND, HYPERLINK, FIRST]),
     )
     assert rows[6]["product_name"] == "susu \ufffd\ufffd coklat 250ml"
+
+
+# Names on the edges of ProductName's rules: NFKC expansion around the 300 cap,
+# whitespace pydantic trims or keeps, nothing left once normalised, odd code points.
+EDGE_NAMES = [
+    "\ufdfa" * 17,
+    "\ufdfa" * 16,
+    "\ufdfa" * 15 + " ok",
+    "y" * 299 + "\u00bd",
+    "x" * 300,
+    " " + "y" * 300,
+    "\u3000susu\u3000",
+    "\x1c susu \x1f",
+    "\x1c\x1d",
+    "\u200b",
+    "\u200bsusu",
+    "e\u0301",
+    "\u0301",
+    "\u00a0\u00a0",
+    "susu\u0085",
+    "'''",
+    "__",
+    "..",
+    "1",
+    "\u00b2",
+    "\u2166",
+    "\ufb01",
+    "a\u0000b",
+    "\U0001f600",
+    "\U0001f600 kopi",
+    "",
+    "   ",
+]
+
+
+def test_names_are_checked_over_a_chunk_exactly_as_product_name_checks_each() -> None:
+    rows = [InputRow(number, name) for number, name in enumerate(EDGE_NAMES + AWKWARD, 1)]
+    adapter = TypeAdapter(ProductName)
+    expected: list[tuple[str | None, bool]] = []
+    for row in rows:
+        try:
+            expected.append((adapter.validate_python(row.name), True))
+        except ValidationError:
+            expected.append((None, False))
+    checked = _checked_names(rows)
+    assert [(name, error is None) for name, error in checked] == expected
+    assert sum(1 for name, _ in checked if name is None) >= 8
+
+
+def test_the_chunk_name_check_covers_every_rule_of_product_name() -> None:
+    # _checked_names applies ProductName's own constraints, and redoes _bounded_name
+    # over a chunk: a rule added to ProductName must be added there too.
+    rules = get_args(ProductName)[1:]
+    assert [type(rule) for rule in rules] == [StringConstraints, AfterValidator]
+    assert rules[1].func is _bounded_name
 
 
 def test_formula_cells_are_neutralised_as_the_export_does(api: Api) -> None:
@@ -269,16 +331,87 @@ def test_progress_reports_rows_bad_rows_and_the_file_read(api: Api, work: Path) 
     assert len(_read_output(destination.read_bytes())) == 30
 
 
-def test_a_failed_run_leaves_the_previous_output_untouched(api: Api, work: Path) -> None:
+@pytest.mark.parametrize("cores", [1, 2])
+def test_a_failed_run_leaves_the_previous_output_untouched(
+    api: Api, work: Path, cores: int
+) -> None:
     model, threshold = _served(api)
     source, destination = work / "in.csv", work / "out.csv"
     source.write_bytes(_csv([[FIRST]] * 20))
     destination.write_text("previous results")
-    scorer = BulkScorer(model, threshold, BulkLimits(max_rows=15, chunk_rows=4))
+    scorer = BulkScorer(model, threshold, BulkLimits(max_rows=15, chunk_rows=4), cores=cores)
     with pytest.raises(TooManyRows):
         scorer.score_file(source, destination)
     assert destination.read_text() == "previous results"
     assert sorted(p.name for p in work.iterdir()) == ["in.csv", "out.csv"]
+
+
+# --- several cores ------------------------------------------------------------------------------
+
+
+def _mixed_csv(rows: int) -> bytes:
+    """A CSV of `rows` names (the awkward ones, then shipped ones) and, among them, a
+    refused row every 97: empty, too long, not UTF-8, symbols alone, past the row bound."""
+    names = AWKWARD + _names(SHIPPED_CSV, rows - len(AWKWARD))
+    bad = [b'""', b"x" * 301, b"susu \xff coklat", b"!!!", b"   ", b"y" * 70_000]
+    lines = [b"product_name"]
+    for number, name in enumerate(names):
+        if number % 97 == 13:
+            lines.append(bad[number // 97 % len(bad)])
+        lines.append(_csv([[name]]).rstrip(b"\n"))
+    return b"\r\n".join(lines) + b"\r\n"
+
+
+def test_two_cores_write_the_same_bytes_as_one(api: Api, work: Path) -> None:
+    model, threshold = _served(api)
+    source = work / "in.csv"
+    source.write_bytes(_mixed_csv(3000))
+    outputs: dict[int, bytes] = {}
+    summaries: dict[int, tuple[int, int]] = {}
+    reports: dict[int, list[tuple[int, int]]] = {}
+    for cores in (1, 2):
+        seen: list[BulkProgress] = []
+        # Small chunks: many of them, handed to both workers in turn.
+        scorer = BulkScorer(model, threshold, BulkLimits(chunk_rows=101), cores=cores)
+        summary = scorer.score_file(source, work / f"out-{cores}.csv", seen.append)
+        outputs[cores] = (work / f"out-{cores}.csv").read_bytes()
+        summaries[cores] = (summary.rows, summary.bad_rows)
+        reports[cores] = [(p.rows, p.bad_rows) for p in seen]
+        assert seen[-1].bytes_read == source.stat().st_size
+    assert outputs[2] == outputs[1]
+    assert summaries[2] == summaries[1] == (3000 + 31, 31)
+    assert reports[2] == reports[1]
+    assert _files(work) == ["in.csv", "out-1.csv", "out-2.csv"]
+
+
+def test_a_worker_process_that_dies_fails_the_run_and_writes_nothing(api: Api, work: Path) -> None:
+    model, threshold = _served(api)
+    source, destination = work / "in.csv", work / "out.csv"
+    source.write_bytes(_csv([[FIRST], [SECOND]] * 1500))
+    before = child_pids(os.getpid())
+    killed: list[int] = []
+
+    def kill_a_worker(progress: BulkProgress) -> None:
+        if not killed:
+            killed.append(min(child_pids(os.getpid()) - before))
+            os.kill(killed[0], signal.SIGKILL)
+
+    scorer = BulkScorer(model, threshold, BulkLimits(chunk_rows=25), cores=2)
+    with pytest.raises(WorkerLost, match="out of memory or killed"):
+        scorer.score_file(source, destination, kill_a_worker)
+    assert _files(work) == ["in.csv"]
+    deadline = time.monotonic() + 60
+    while child_pids(os.getpid()) - before:
+        assert time.monotonic() < deadline, "a worker process outlived its run"
+        time.sleep(0.05)
+
+
+def test_bulk_cores_defaults_to_all_cpus_but_one_and_is_bounded() -> None:
+    assert Settings(_env_file=None).bulk_cores == max(1, len(os.sched_getaffinity(0)) - 1)
+    assert Settings(_env_file=None, bulk_cores=3).bulk_cores == 3
+    for refused in (0, 257):
+        with pytest.raises(ValueError, match="bulk_cores"):
+            Settings(_env_file=None, bulk_cores=refused)
 
 
 # --- the command line ---------------------------------------------------------------------------
@@ -328,8 +461,18 @@ def test_cli_scores_a_file_as_the_api_does(api: Api, work: Path) -> None:
     summary = result.stdout.strip().splitlines()
     assert len(summary) == 1
     assert f"Scored {len(names)} rows (0 bad) with v1.0.0" in summary[0]
-    _assert_same_as_batch(_read_output((work / "out.csv").read_bytes()), _batch(api, names))
+    _assert_same_as_batch(_read_output((work / "out.csv").read_bytes()), predict_batch(api, names))
     assert _files(work) == ["in.csv", "out.csv"]
+
+
+def test_cli_on_two_cores_writes_what_one_core_writes(api: Api, work: Path) -> None:
+    (work / "in.csv").write_bytes(_mixed_csv(2000))
+    model, threshold = _served(api)
+    BulkScorer(model, threshold).score_file(work / "in.csv", work / "one-core.csv")
+    result = _cli(api.settings, work, "in.csv", "out.csv", "--cores", "2", "--chunk-rows", "64")
+    assert result.returncode == 0, result.stderr
+    assert "Scored 2,021 rows (21 bad) with v1.0.0" in result.stdout
+    assert (work / "out.csv").read_bytes() == (work / "one-core.csv").read_bytes()
 
 
 def test_cli_with_a_missing_input_file_exits_1_naming_it(settings: Settings, work: Path) -> None:
@@ -414,6 +557,13 @@ def test_help_needs_no_settings_nor_database(tmp_path: Path) -> None:
         timeout=120,
     )
     assert result.returncode == 0
-    for option in ("--version", "--model-dir", "--min-score", "--max-rows", "--chunk-rows"):
+    for option in (
+        "--version",
+        "--model-dir",
+        "--min-score",
+        "--max-rows",
+        "--chunk-rows",
+        "--cores",
+    ):
         assert option in result.stdout
     assert not list(tmp_path.iterdir())

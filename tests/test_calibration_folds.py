@@ -27,6 +27,9 @@ def texts_and_labels() -> tuple[list[str], list[str]]:
         {},
         {"word__min_df": 2, "char__max_df": 0.5, "word__sublinear_tf": False},
         {"char__min_df": 0.01, "word__ngram_range": (1, 3)},
+        # A capped vocabulary (the memory lever of a large catalog), with ties at the cut.
+        {"word__max_features": 700, "char__max_features": 3000, "char__min_df": 1},
+        {"word__max_features": 50, "word__binary": True, "char__max_features": 20_000},
     ],
 )
 def test_fold_matrices_equal_refitting_the_features_on_each_fold(
@@ -50,9 +53,13 @@ def test_unsupported_features_fall_back_to_shared_features(
 ) -> None:
     texts, labels = texts_and_labels
     with pytest.raises(FoldFeaturesUnsupported):
-        next(fold_matrices(TfidfVectorizer(max_features=50), texts, [(np.arange(2), np.arange(2))]))
+        next(
+            fold_matrices(
+                TfidfVectorizer(vocabulary=["susu", "teh"]), texts, [(np.arange(2), np.arange(2))]
+            )
+        )
     pipeline = build_pipeline(params={"features__word__max_df": 0.9})
-    pipeline.steps[0][1].transformer_list[0][1].set_params(max_features=500)
+    pipeline.steps[0][1].transformer_list[0][1].set_params(vocabulary=["susu", "teh", "kopi"])
     pipeline.fit(texts, labels)
     assert pipeline.predict_proba(texts[:3]).shape == (3, len(set(labels)))
 

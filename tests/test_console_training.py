@@ -153,10 +153,13 @@ def test_an_upload_shows_its_counts_and_a_job_started_from_it_ends_with_scores(
         interval=1.0,
     )
     assert status["status"] == "succeeded" and status["percent"] == 100, status
+    # Logistic regression fits in one piece, inside scikit-learn: nothing to count.
+    assert status["fits"] is None
 
     page = api.client.get(f"/console/training/jobs/{job_id}")
     assert page.status_code == 200
     assert 'data-testid="status">succeeded<' in page.text
+    assert 'data-field="fits">not counted<' in page.text
     assert re.search(r'data-testid="macro-f1">\d\.\d{3}<', page.text)
     assert 'href="/console/models/v1.0.1"' in page.text
     assert 'data-testid="best-params">{"clf__C": ' in page.text

@@ -16,10 +16,9 @@ import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
-from distributed import Client, LocalCluster
+from distributed import Client
 
 from app.cli import CommandError, build_parser
 from app.core.config import environment_without_settings
@@ -34,7 +33,16 @@ from app.services.distributed_scoring import (
     score_partitions,
 )
 from app.services.prediction_history import neutralised
-from tests.support import REPO_ROOT, SHIPPED_CSV, TINY_CSV, Api, make_settings, open_api
+from tests.support import (
+    REPO_ROOT,
+    SHIPPED_CSV,
+    TINY_CSV,
+    Api,
+    make_settings,
+    open_api,
+    predict_batch,
+)
+from tests.support.cluster import CLUSTER_TIMEOUT, local_cluster
 
 # Names /predict/batch accepts, some awkward: padding, full-width forms, unknown
 # words, spreadsheet formula starts, a comma and a quote.
@@ -46,22 +54,13 @@ AWKWARD = [
     "-20% rinso anti noda",
     'kecap "bango", manis 220ml',
 ]
-# Generous: two worker processes start on a loaded 2-core machine.
-CLUSTER_TIMEOUT = "120s"
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Client]:
     """Two worker processes of one thread each, shut down after the module."""
     with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            timeout=CLUSTER_TIMEOUT,
-        ) as local,
+        local_cluster() as local,
         Client(local, timeout=CLUSTER_TIMEOUT, set_as_default=False) as client,
     ):
         client.wait_for_workers(2, timeout=120)
@@ -115,15 +114,6 @@ def _read(path: Path) -> list[dict[str, str]]:
     return [dict(zip(OUTPUT_COLUMNS, row, strict=True)) for row in reader]
 
 
-def _batch(api: Api, names: list[str]) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    for start in range(0, len(names), 1000):
-        response = api.post("/predict/batch", json={"product_names": names[start : start + 1000]})
-        assert response.status_code == 200, response.text
-        items += response.json()["predictions"]
-    return items
-
-
 def _score_dask(api: Api, work: Path, scheduler: str) -> subprocess.CompletedProcess[str]:
     settings = api.settings
     metrics = work / "metrics"
@@ -168,7 +158,7 @@ def test_partitions_scored_on_a_cluster_equal_predict_batch_in_order(
     assert [r.summary.rows for r in results] == [len(names) for names in parts]
     for result, names in zip(results, parts, strict=True):
         rows = _read(result.destination)
-        items = _batch(shipped_api, names)
+        items = predict_batch(shipped_api, names)
         assert len(rows) == len(items)
         for number, (row, item) in enumerate(zip(rows, items, strict=True), start=1):
             assert row["row"] == str(number)

@@ -73,6 +73,10 @@ def test_full_lifecycle_upload_train_poll_serve_roll_back(api: Api) -> None:
     assert job["produced_version"] == "v1.0.1" and job["activated"] is True, job["message"]
     assert job["source"] == "api" and job["requested_by"] == "svc"
     assert job["duration_seconds"] > 0 and job["percent"] == 100
+    # Every fit it planned was counted, and nothing is left to wait for.
+    assert job["fits_total"] >= 6 and job["fits_done"] == job["fits_total"]
+    assert job["elapsed_seconds"] == pytest.approx(job["duration_seconds"], abs=0.01)
+    assert job["eta_seconds"] is None
     # Base rows (78) plus the 20 new ones, none shared.
     assert job["data_rows"] == 78 + 20
     assert job["base_version"] == "v1.0.0"

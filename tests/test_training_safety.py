@@ -124,6 +124,11 @@ def models(api: Api) -> list[str]:
         ({"features__char__min_df": 0}, "features__char__min_df"),
         ({"features__word__sublinear_tf": 1}, "features__word__sublinear_tf"),
         ({"clf__C": []}, "clf__C"),
+        # An unbounded or tiny vocabulary cap: memory without limit, or a useless model.
+        ({"features__char__max_features": 10**12}, "features__char__max_features"),
+        ({"features__word__max_features": 10}, "features__word__max_features"),
+        ({"features__word__max_features": True}, "features__word__max_features"),
+        ({"features__word__max_features": 5000.0}, "features__word__max_features"),
     ],
 )
 def test_params_outside_the_allow_list_are_a_422_naming_them(
@@ -265,6 +270,43 @@ def test_a_job_cancelled_from_another_replica_stops_by_itself(api: Api) -> None:
     job = api.get(f"/training/{job_id}").json()
     assert job["error"] == "cancelled by elsewhere" and job["produced_version"] is None
     assert models(api) == ["v1.0.0"]
+
+
+def process_group(pgid: int) -> set[int]:
+    """Pids of the live processes in group `pgid` (from /proc)."""
+    members = set()
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # The command name (field 2) may hold spaces; the fields after it do not.
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.add(int(stat_file.parent.name))
+    return members
+
+
+def test_a_cancelled_job_on_two_cores_leaves_no_worker_process(
+    tmp_path: Path, tiny_model: TrainedModel
+) -> None:
+    settings = job_settings(tmp_path, training_cores=2)
+    with open_api(settings, tiny_model) as api:
+        api.write_data("big.csv", SHIPPED_CSV.read_bytes())
+        job_id = api.train(new_data_path="big.csv", params={"clf__C": [0.5, 1.0]})["job_id"]
+        pid = wait_for_pid(api, job_id)
+        deadline = time.monotonic() + 300
+        # The job's fits run in worker processes of its own process group.
+        while len(workers := process_group(pid) - {pid}) < 2:
+            assert alive(pid), api.get(f"/training/{job_id}").json()
+            assert time.monotonic() < deadline, "the job never started its worker processes"
+            time.sleep(0.1)
+        # As DELETE on another replica: the job's own heartbeat must notice and clean up.
+        with api.direct.runtime.session() as session:
+            assert mark_failed(session, job_id, "cancelled by elsewhere")
+        wait_until_gone(pid, timeout=120)
+        for worker in workers:
+            wait_until_gone(worker, timeout=60)
+        assert api.get(f"/training/{job_id}").json()["error"] == "cancelled by elsewhere"
 
 
 # --- 2. auto-activation must not make the service worse ----------------------------------

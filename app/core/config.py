@@ -34,6 +34,16 @@ class ConfigurationError(SystemExit):
     """
 
 
+def all_cpus_but_one() -> int:
+    """The CPUs this process may run on, less one left to the web workers; 1 to 256."""
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:
+        # No CPU affinity on macOS.
+        available = os.cpu_count() or 1
+    return max(1, min(256, available - 1))
+
+
 class Settings(BaseSettings):
     """Service configuration; `.env.example` lists every field with its default."""
 
@@ -111,6 +121,15 @@ class Settings(BaseSettings):
     auto_promote_max_review_rate_increase: float = Field(default=0.0, ge=0, le=1)
     # Wall-clock limit of one training job; its process is then killed and the job failed.
     training_timeout_seconds: float = Field(default=3600.0, gt=0, le=7 * 24 * 3600)
+    # Cores a training job's independent fits (calibration folds, final fits) run
+    # on, as worker processes of the job; unset: all but one of the CPUs this
+    # process may use, so the web workers keep a core (app/ml/parallel.py).
+    training_cores: int = Field(default_factory=all_cpus_but_one, ge=1, le=256)
+    # A Dask scheduler (tcp:// or tls://host:port) that runs those fits instead of
+    # this machine; the job still loads data, vectorises and saves here.
+    training_cluster: str | None = Field(
+        default=None, max_length=255, pattern=r"^(tcp|tls)://[A-Za-z0-9.\-]+(:[0-9]{1,5})?$"
+    )
     # Largest total size of a request's headers; 431 above.
     max_header_bytes: int = Field(default=16 * 1024, ge=4096)
     # Largest request body anywhere else (JSON); 413 above.
@@ -137,6 +156,10 @@ class Settings(BaseSettings):
     bulk_timeout_seconds: float = Field(default=6 * 3600.0, gt=0, le=7 * 24 * 3600)
     # A bulk job's row and result file are deleted this long after it ends.
     bulk_result_retention_days: float = Field(default=7, gt=0, le=3650)
+    # Worker processes a bulk job (and `python -m app.cli score`) scores on, forked
+    # once the model is loaded; 1 scores in the job's own process. Unset: all but
+    # one of the CPUs the process may use, so the web workers keep a core.
+    bulk_cores: int = Field(default_factory=all_cpus_but_one, ge=1, le=256)
 
     # Requests per client and scope (`limits` notation, or "unlimited"); shared
     # across workers and replicas when REDIS_URL is set.

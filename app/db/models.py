@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -144,6 +144,11 @@ class TrainingJob(Base):
     cv_results: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, default=None)
     produced_version: Mapped[str | None] = mapped_column(String(32), default=None)
     activated: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The independent fits (app/ml/parallel.py) done and planned, and when the rest
+    # are expected to be done at the rate so far; NULL for algorithms that do not count.
+    fits_done: Mapped[int | None] = mapped_column(Integer, default=None)
+    fits_total: Mapped[int | None] = mapped_column(Integer, default=None)
+    fits_eta_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
     @property
     def duration_seconds(self) -> float | None:
@@ -151,6 +156,21 @@ class TrainingJob(Base):
         if self.started_at is None or self.finished_at is None:
             return None
         return round((self.finished_at - self.started_at).total_seconds(), 3)
+
+    @property
+    def elapsed_seconds(self) -> float | None:
+        """Seconds since the job started (its duration once finished); None while queued."""
+        if self.started_at is None:
+            return None
+        end = self.finished_at or datetime.now(UTC)
+        return round(max(0.0, (end - self.started_at).total_seconds()), 3)
+
+    @property
+    def eta_seconds(self) -> float | None:
+        """Seconds until the remaining fits are expected to be done, while they run."""
+        if self.finished_at is not None or self.fits_eta_at is None:
+            return None
+        return round(max(0.0, (self.fits_eta_at - datetime.now(UTC)).total_seconds()), 1)
 
     @property
     def warnings(self) -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlalchemy import Engine, inspect, text
 
 # The newest revision under alembic/versions; bump it with every new migration.
-SCHEMA_HEAD = "0011"
+SCHEMA_HEAD = "0012"
 # Alembic's bookkeeping table (its default name, which alembic/env.py keeps).
 _VERSION_TABLE = "alembic_version"
 

@@ -49,13 +49,14 @@ class ParamError(ValueError):
 class Tunable:
     """One hyper-parameter a client may set: its kind and inclusive bounds.
 
-    kinds: ``float`` (an int or float, never a bool), ``count_or_share`` (an int
+    kinds: ``float`` (an int or float, never a bool), ``int`` (an int, never a
+    bool), ``count_or_share`` (an int
     count in [low, high] or a float share in (0, share_high]), ``ngram`` (two ints
     ``[lo, hi]`` with low <= lo <= hi <= high), ``choice`` (one of ``choices``,
     compared by type and value) and ``bool``.
     """
 
-    kind: Literal["float", "count_or_share", "ngram", "choice", "bool"]
+    kind: Literal["float", "int", "count_or_share", "ngram", "choice", "bool"]
     low: float = 0
     high: float = 0
     share_high: float = 0
@@ -78,6 +79,9 @@ class Tunable:
                 and self.low <= value[0] <= value[1] <= self.high
             ):
                 return (int(value[0]), int(value[1]))
+        elif self.kind == "int":
+            if _is_int(value) and self.low <= value <= self.high:
+                return int(value)
         elif self.kind == "count_or_share":
             if _is_int(value) and self.low <= value <= self.high:
                 return int(value)
@@ -95,6 +99,8 @@ class Tunable:
             return " or ".join("null" if c is None else f'"{c}"' for c in self.choices)
         if self.kind == "ngram":
             return f"[lo, hi] integers with {self.low:g} <= lo <= hi <= {self.high:g}"
+        if self.kind == "int":
+            return f"an integer from {int(self.low):,} to {int(self.high):,}"
         if self.kind == "count_or_share":
             return (
                 f"an integer from {self.low:g} to {self.high:g} (rows) or a float in "
@@ -125,6 +131,10 @@ _FEATURE_PARAMS: dict[str, Tunable] = {
     "features__char__max_df": Tunable("float", low=0.5, high=1.0),
     "features__word__sublinear_tf": Tunable("bool"),
     "features__char__sublinear_tf": Tunable("bool"),
+    # The vocabulary cap: what bounds a large catalog's weights (categories x
+    # features x 8 bytes per fit) and its memory.
+    "features__word__max_features": Tunable("int", low=1_000, high=10_000_000),
+    "features__char__max_features": Tunable("int", low=1_000, high=10_000_000),
 }
 
 # The out-of-scope test's level (app/ml/scope.py); 0 turns it off.

@@ -11,6 +11,7 @@ predicting the rarest classes; see docs/model.md.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -24,9 +25,14 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from app.ml.algorithms import CALIBRATION_METHODS
+from app.ml.parallel import run_fits
 from app.ml.temperature import LOG_T_LIMIT, adaptive_temperature_logits, temperature_features
 
-__all__ = ["CalibratedLinearSVC", "score_matrix"]
+__all__ = ["CalibratedLinearSVC", "Fold", "score_matrix"]
+
+# One calibration fold as `fit` takes it: (fit rows, held-out rows, X of the fit
+# rows, X of the held-out rows).
+Fold = tuple[np.ndarray, np.ndarray, Any, Any]
 
 
 def score_matrix(decision: np.ndarray) -> np.ndarray:
@@ -34,6 +40,15 @@ def score_matrix(decision: np.ndarray) -> np.ndarray:
     scores = np.asarray(decision, dtype=np.float64)
     # Binary LinearSVC returns one score per sample (positive = classes_[1]).
     return scores.reshape(-1, 1) if scores.ndim == 1 else scores
+
+
+def _fit(svc: LinearSVC, X: Any, y: np.ndarray) -> LinearSVC:
+    # Module-level functions, so joblib's Dask backend can ship them to a worker.
+    return svc.fit(X, y)
+
+
+def _fit_and_score(svc: LinearSVC, X_fit: Any, y_fit: np.ndarray, X_held: Any) -> np.ndarray:
+    return score_matrix(svc.fit(X_fit, y_fit).decision_function(X_held))
 
 
 def _expand_binary(
@@ -155,6 +170,11 @@ class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     ``z = decision_function_svc(X) @ A + b`` (``A = calibration_coef_``,
     ``b = calibration_intercept_``) probabilities are ``softmax(z)``, or for
     "adaptive" ``softmax(adaptive_temperature_logits(z, calibration_theta_))``.
+
+    Past ``max_calibration_rows`` rows, the map is fitted on that many of them,
+    drawn at random (the fold SVCs still fit on every row of their folds): the
+    out-of-fold scores are a dense rows x categories matrix, 8 GB for a million
+    names in 1,000 categories, while the default map has three parameters.
     """
 
     def __init__(
@@ -167,6 +187,7 @@ class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         calibration_reg: float = 1e-3,
         cv: int = 5,
         random_state: int | None = 0,
+        max_calibration_rows: int | None = 200_000,
     ) -> None:
         self.C = C
         self.class_weight = class_weight
@@ -176,6 +197,7 @@ class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self.calibration_reg = calibration_reg
         self.cv = cv
         self.random_state = random_state
+        self.max_calibration_rows = max_calibration_rows
 
     def _make_svc(self) -> LinearSVC:
         return LinearSVC(
@@ -206,43 +228,63 @@ class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=self.random_state)
         return classes, y_enc, list(folds.split(np.zeros(y_enc.shape[0]), y_enc))
 
-    def fold_scores(self, X_fit: Any, y_fit: np.ndarray, X_held: Any) -> np.ndarray:
-        """Decision scores of `X_held` by an SVC fitted on one fold's other rows."""
-        return score_matrix(self._make_svc().fit(X_fit, y_fit).decision_function(X_held))
-
-    def fit(self, X: Any, y: Any, oof_scores: np.ndarray | None = None) -> CalibratedLinearSVC:
+    def fit(self, X: Any, y: Any, folds: Iterable[Fold] | None = None) -> CalibratedLinearSVC:
         """Fit the calibration map on out-of-fold scores, then the SVC on all rows.
 
-        `oof_scores` are the scores `encode`'s folds give, computed by the caller
+        The fold fits and the final fit are independent, so they run together
+        (`app.ml.parallel.run_fits`), the final one first as the longest. `folds`
+        are `encode`'s folds with their own feature matrices, built by the caller
         (`OpenSetPipeline` refits the features per fold, which X alone cannot);
         without them the folds share X's features.
         """
-        classes, y_enc, folds = self.encode(y)
-        svc = self._make_svc()
-        if oof_scores is None:
-            oof = np.zeros((y_enc.shape[0], 1 if classes.shape[0] == 2 else classes.shape[0]))
-            for fit_rows, held in folds:
-                oof[held] = self.fold_scores(X[fit_rows], y_enc[fit_rows], X[held])
-        else:
-            oof = score_matrix(oof_scores)
+        classes, y_enc, splits = self.encode(y)
+        if folds is None:
+            folds = ((fit_rows, held, X[fit_rows], X[held]) for fit_rows, held in splits)
+        sample = self._calibration_sample(y_enc.shape[0])
+        held_rows: list[np.ndarray] = []
+
+        def tasks() -> Iterator[tuple[Callable[..., Any], tuple[Any, ...]]]:
+            yield _fit, (self._make_svc(), X, y_enc)
+            for fit_rows, held, x_fit, x_held in folds:
+                if sample is not None:
+                    chosen = np.isin(held, sample)
+                    held, x_held = held[chosen], x_held[chosen]
+                held_rows.append(held)
+                yield _fit_and_score, (self._make_svc(), x_fit, y_enc[fit_rows], x_held)
+
+        svc, *fold_scores = run_fits(tasks())
+        rows = np.arange(y_enc.shape[0]) if sample is None else sample
+        oof = np.zeros((rows.shape[0], 1 if classes.shape[0] == 2 else classes.shape[0]))
+        for held, scores in zip(held_rows, fold_scores, strict=True):
+            oof[np.searchsorted(rows, held)] = scores
+        y_cal = y_enc[rows]
         n_classes = classes.shape[0]
         theta: np.ndarray | None = None
         if self.calibration == "adaptive":
-            coef, intercept, theta = _fit_adaptive(oof, y_enc, n_classes, self.calibration_reg)
+            coef, intercept, theta = _fit_adaptive(oof, y_cal, n_classes, self.calibration_reg)
         elif self.calibration == "temperature":
-            coef, intercept = _fit_temperature(oof, y_enc, n_classes)
+            coef, intercept = _fit_temperature(oof, y_cal, n_classes)
         elif self.calibration == "vector":
-            coef, intercept = _fit_vector(oof, y_enc, n_classes, self.calibration_reg)
+            coef, intercept = _fit_vector(oof, y_cal, n_classes, self.calibration_reg)
         else:
-            coef, intercept = _fit_matrix(oof, y_enc, n_classes, self.calibration_reg)
-        self.estimator_ = svc.fit(X, y_enc)
+            coef, intercept = _fit_matrix(oof, y_cal, n_classes, self.calibration_reg)
+        self.estimator_ = svc
         self.classes_ = classes
+        self.calibration_rows_ = int(rows.shape[0])
         self.calibration_coef_ = np.asarray(coef, dtype=np.float64)
         self.calibration_intercept_ = np.asarray(intercept, dtype=np.float64)
         # None for the affine maps: the fast path folds those entirely.
         self.calibration_theta_ = theta
         self.n_features_in_ = self.estimator_.n_features_in_
         return self
+
+    def _calibration_sample(self, n_rows: int) -> np.ndarray | None:
+        """Sorted rows the map is fitted on when there are too many, else None (all)."""
+        limit = self.max_calibration_rows
+        if limit is None or n_rows <= limit:
+            return None
+        chosen = np.random.default_rng(self.random_state).choice(n_rows, limit, replace=False)
+        return np.sort(chosen)
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Calibrated logits (one column per class in ``classes_`` order)."""

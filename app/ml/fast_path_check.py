@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.pipeline import Pipeline
 
+from app.ml.evaluation import EVALUATION_CHUNK_ROWS
 from app.ml.fast_path import (
     FAST_PATH_TOLERANCE,
     FLOAT32_TOLERANCE,
@@ -58,8 +59,12 @@ def check_fast_path(pipeline: Pipeline, sample: Callable[[], Sequence[str]]) -> 
     except UnsupportedPipelineError as exc:
         return FastPathCheck(scorer=None, max_abs_diff=None, unsupported_reason=str(exc))
     texts = list(sample())
-    diff = np.abs(scorer.predict_proba_many(texts) - pipeline.predict_proba(texts))
-    worst = float(diff.max()) if diff.size else 0.0
+    worst = 0.0
+    # In chunks, as app.ml.evaluation does: both answers are rows x categories dense.
+    for start in range(0, len(texts), EVALUATION_CHUNK_ROWS):
+        chunk = texts[start : start + EVALUATION_CHUNK_ROWS]
+        diff = np.abs(scorer.predict_proba_many(chunk) - pipeline.predict_proba(chunk))
+        worst = max(worst, float(diff.max()))
     return FastPathCheck(scorer=scorer, max_abs_diff=worst)
 
 

@@ -24,7 +24,7 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.pipeline import FeatureUnion
 from sklearn.preprocessing import normalize
 
-__all__ = ["FoldFeaturesUnsupported", "doc_count", "fold_matrices"]
+__all__ = ["FoldFeaturesUnsupported", "check_fold_features", "doc_count", "fold_matrices"]
 
 Fold = tuple[np.ndarray, np.ndarray]
 
@@ -48,6 +48,11 @@ def fold_matrices(
         yield fit_rows, held, sp.hstack(fit_parts).tocsr(), sp.hstack(held_parts).tocsr()
 
 
+def check_fold_features(features: Any) -> None:
+    """Raise FoldFeaturesUnsupported unless `fold_matrices` can reproduce these features."""
+    _vectorizers(features)
+
+
 def _vectorizers(features: Any) -> list[tuple[TfidfVectorizer, float]]:
     if isinstance(features, TfidfVectorizer):
         pairs = [(features, 1.0)]
@@ -63,8 +68,8 @@ def _vectorizers(features: Any) -> list[tuple[TfidfVectorizer, float]]:
     for vec, _ in pairs:
         if type(vec) is not TfidfVectorizer:
             raise FoldFeaturesUnsupported(f"{type(vec).__name__} is not a TfidfVectorizer")
-        if vec.max_features is not None or vec.vocabulary is not None:
-            raise FoldFeaturesUnsupported("max_features and a fixed vocabulary are not supported")
+        if vec.vocabulary is not None:
+            raise FoldFeaturesUnsupported("a fixed vocabulary is not supported")
     return pairs
 
 
@@ -83,14 +88,40 @@ def _fold_block(
     fit_counts = counts[fit_rows]
     df = np.bincount(fit_counts.indices, minlength=counts.shape[1])
     n_docs = fit_rows.size
-    kept = (df > 0) & (df >= doc_count(vec.min_df, n_docs))
-    kept &= df <= doc_count(vec.max_df, n_docs)
-    columns = np.flatnonzero(kept)
+    columns = _fold_vocabulary(vec, fit_counts, df, n_docs)
     if columns.size == 0:
         raise ValueError("a fold has no terms left after min_df and max_df")
     fitted = _tfidf(vec, fit_counts[:, columns], df[columns], n_docs)
     held_part = _tfidf(vec, counts[held][:, columns], df[columns], n_docs)
     return fitted, held_part
+
+
+def _fold_vocabulary(
+    vec: TfidfVectorizer, fit_counts: sp.csr_matrix, df: np.ndarray, n_docs: int
+) -> np.ndarray:
+    """The columns a vectorizer fitted on the fold's rows would keep, in its column order.
+
+    As CountVectorizer does: the fold's own terms (sorted, as the columns of
+    `fit_counts` are), those within min_df and max_df, then at most max_features
+    of them by total count, ties broken by the same argsort on the same array.
+    """
+    present = np.flatnonzero(df > 0)
+    df_present = df[present]
+    kept = (df_present >= doc_count(vec.min_df, n_docs)) & (
+        df_present <= doc_count(vec.max_df, n_docs)
+    )
+    limit = vec.max_features
+    if limit is not None and kept.sum() > limit:
+        # As floats, as CountVectorizer sums them: argsort's ties depend on the dtype.
+        # Integer counts in float64 sum exactly whatever their order.
+        data = np.ones_like(fit_counts.data) if vec.binary else fit_counts.data
+        totals = np.bincount(fit_counts.indices, weights=data, minlength=df.size)[present]
+        best = (-totals[kept]).argsort()[:limit]
+        limited = np.zeros(kept.size, dtype=bool)
+        limited[np.flatnonzero(kept)[best]] = True
+        kept = limited
+    columns: np.ndarray = present[kept]
+    return columns
 
 
 def _tfidf(

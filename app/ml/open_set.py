@@ -8,7 +8,7 @@ the fast path reproduces it within 1e-9, the scope test included.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,8 +17,13 @@ from sklearn.model_selection import KFold
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-from app.ml.calibration import CalibratedLinearSVC
-from app.ml.fold_features import FoldFeaturesUnsupported, doc_count, fold_matrices
+from app.ml.calibration import CalibratedLinearSVC, Fold
+from app.ml.fold_features import (
+    FoldFeaturesUnsupported,
+    check_fold_features,
+    doc_count,
+    fold_matrices,
+)
 from app.ml.scope import ScopeModel, coverage, in_scope
 
 __all__ = ["OpenSetPipeline", "out_of_fold_coverage", "word_coverage", "word_vectorizers"]
@@ -121,23 +126,22 @@ class OpenSetPipeline(Pipeline):  # type: ignore[misc]
         """
         clf = self.steps[-1][1]
         if type(clf) is CalibratedLinearSVC:
-            clf.fit(matrix, y, oof_scores=self._fold_scores(clf, texts, y))
+            clf.fit(matrix, y, folds=self._folds(clf, texts, y))
         else:
             clf.fit(matrix, y)
         return self.fit_scope(texts)
 
-    def _fold_scores(
+    def _folds(
         self, clf: CalibratedLinearSVC, texts: Sequence[str], y: Any
-    ) -> np.ndarray | None:
-        classes, y_enc, folds = clf.encode(y)
-        width = 1 if classes.shape[0] == 2 else classes.shape[0]
-        scores = np.zeros((len(texts), width))
+    ) -> Iterator[Fold] | None:
+        """The calibration folds with per-fold features, built one at a time as they are fitted."""
+        features = self.steps[0][1]
         try:
-            for fit_rows, held, x_fit, x_held in fold_matrices(self.steps[0][1], texts, folds):
-                scores[held] = clf.fold_scores(x_fit, y_enc[fit_rows], x_held)
+            check_fold_features(features)
         except FoldFeaturesUnsupported:
             return None
-        return scores
+        _, _, splits = clf.encode(y)
+        return fold_matrices(features, texts, splits)
 
     def fit_scope(self, texts: Sequence[str]) -> OpenSetPipeline:
         """Fit only the scope test, for a pipeline whose steps are already fitted."""

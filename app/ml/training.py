@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sklearn.base import clone
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedKFold
 from sklearn.pipeline import Pipeline
 
 from app.ml.algorithms import ALGORITHMS, DEFAULT_ALGORITHM, DEFAULT_TEST_SIZE
+from app.ml.calibration import CalibratedLinearSVC
 from app.ml.dataset import Dataset
 from app.ml.evaluation import evaluate, split_holdout
 from app.ml.fast_path_check import check_fast_path
 from app.ml.open_set import OpenSetPipeline
+from app.ml.parallel import FitListener, counting_fits
 from app.ml.pipeline import build_pipeline
 
 logger = logging.getLogger(__name__)
@@ -50,6 +53,43 @@ Progress = Callable[[str], None]
 
 def _no_progress(_stage: str) -> None:
     return None
+
+
+def _no_fit_progress(_progress: object) -> None:
+    return None
+
+
+def _fits_per_pipeline(pipeline: Pipeline, labels: Sequence[str], share: float = 1.0) -> int:
+    """Independent fits one `pipeline.fit` on `labels` (or a `share` of them) reports.
+
+    Only the default classifier counts its fits (its folds and the final fit); the
+    others fit in one piece or inside scikit-learn, and report none.
+    """
+    clf = pipeline.named_steps["clf"]
+    if type(clf) is not CalibratedLinearSVC or not labels:
+        return 0
+    smallest = min(Counter(labels).values())
+    return min(clf.cv, max(2, int(smallest * share))) + 1
+
+
+def planned_fits(
+    pipeline: Pipeline,
+    train_labels: Sequence[str],
+    all_labels: Sequence[str],
+    *,
+    candidates: int = 0,
+    refit: bool = True,
+) -> int:
+    """How many fits `fit_model` will report: the progress total of a job."""
+    total = _fits_per_pipeline(pipeline, train_labels)
+    if candidates:
+        # Each candidate is fitted on every search fold's training part, then the
+        # best one on the whole training part.
+        share = (SEARCH_FOLDS - 1) / SEARCH_FOLDS
+        total += candidates * SEARCH_FOLDS * _fits_per_pipeline(pipeline, train_labels, share)
+    if refit:
+        total += _fits_per_pipeline(pipeline, all_labels)
+    return total
 
 
 def stage_percent(stage: str, plan: dict[str, float] = STAGES) -> float:
@@ -108,6 +148,7 @@ def fit_model(
     test_size: float = DEFAULT_TEST_SIZE,
     refit: bool = True,
     progress: Progress = _no_progress,
+    fit_progress: FitListener = _no_fit_progress,
 ) -> TrainedModel:
     """Fit on a stratified split, evaluate on the held-out part, then refit on every row.
 
@@ -119,6 +160,9 @@ def fit_model(
     serves, as before. With a `grid`, the candidates are compared by
     cross-validated macro-F1 on the training part only (GridSearchCV) and the
     best one, refitted, is what gets evaluated.
+
+    The independent fits run where `app.ml.parallel.training_parallelism` says
+    (one at a time without it); `fit_progress` hears of each as it finishes.
     """
     if algorithm not in ALGORITHMS:
         choices = ", ".join(ALGORITHMS)
@@ -135,6 +179,42 @@ def fit_model(
     x_train, x_test, y_train, y_test = split_holdout(
         dataset.texts, dataset.labels, test_size=test_size, seed=SPLIT_SEED
     )
+    total = planned_fits(
+        pipeline,
+        y_train,
+        dataset.labels,
+        candidates=len(ParameterGrid(grid)) if grid else 0,
+        refit=refit,
+    )
+    with counting_fits(total, fit_progress):
+        return _fit_counted(
+            pipeline,
+            dataset,
+            (x_train, x_test, y_train, y_test),
+            algorithm=algorithm,
+            params=params,
+            grid=grid,
+            test_size=test_size,
+            refit=refit,
+            progress=progress,
+            timings=timings,
+        )
+
+
+def _fit_counted(
+    pipeline: Pipeline,
+    dataset: Dataset,
+    split: tuple[list[str], list[str], list[str], list[str]],
+    *,
+    algorithm: str,
+    params: dict[str, Any] | None,
+    grid: dict[str, list[Any]] | None,
+    test_size: float,
+    refit: bool,
+    progress: Progress,
+    timings: dict[str, float],
+) -> TrainedModel:
+    x_train, x_test, y_train, y_test = split
 
     best_params: dict[str, Any] | None = None
     cv_results: list[dict[str, Any]] | None = None
@@ -146,6 +226,8 @@ def fit_model(
             grid,
             scoring="f1_macro",
             cv=StratifiedKFold(SEARCH_FOLDS, shuffle=True, random_state=SPLIT_SEED),
+            # Candidates one after another in this process: each one's own fits are
+            # what run in parallel, here, where they can be counted for the progress.
             n_jobs=1,
             refit=True,
             error_score="raise",

@@ -108,6 +108,20 @@ class TrainingJobOut(BaseModel):
     )
     stage: str | None
     percent: float
+    fits_done: int | None = Field(
+        default=None,
+        description="Independent fits finished (calibration folds and final fits, of every "
+        "grid candidate); null for algorithms that do not count theirs",
+    )
+    fits_total: int | None = Field(default=None, description="Fits the job plans in all")
+    elapsed_seconds: float | None = Field(
+        default=None, description="Seconds since the job started (its duration once finished)"
+    )
+    eta_seconds: float | None = Field(
+        default=None,
+        description="Seconds until the remaining fits should be done at the rate so far; the "
+        "evaluation and saving after them usually add a few per cent",
+    )
     source: str = Field(description="api or cli")
     requested_by: str | None
     new_model_version: str

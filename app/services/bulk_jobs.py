@@ -284,7 +284,7 @@ class BulkJobService:
         if ids:
             crud.delete_jobs(self._session, ids)
         self._session.commit()
-        # Every worker runs this pass every few seconds: a failed job's folder goes at
+        # Every worker runs this pass about once a minute: a failed job's folder goes at
         # the first pass after it failed, so only the recent ones need looking at.
         for job in crud.failed_jobs_since(self._session, now - RECENT_FAILURES):
             self._delete_folder(job.job_id)
@@ -459,7 +459,15 @@ def execute_bulk_job(
             threshold = review_threshold(
                 None, settings, Predictions(model.version, [], model.review_threshold)
             )
-            scorer = BulkScorer(model, threshold, BulkLimits(max_rows=settings.max_bulk_rows))
+            # The workers are forked from this process, so they share its process group:
+            # a cancel or timeout that kills the group kills them too, and they exit on
+            # their own when this process leaves (abandon() calls os._exit).
+            scorer = BulkScorer(
+                model,
+                threshold,
+                BulkLimits(max_rows=settings.max_bulk_rows),
+                cores=settings.bulk_cores,
+            )
             summary = scorer.score_file(
                 Path(job.input_file),
                 destination,

@@ -4,9 +4,11 @@ its job is cancelled. Light on imports: the web workers import the bulk job modu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import signal
 import stat
 import sys
 from collections.abc import Callable
@@ -51,9 +53,25 @@ def read_settings_file(path: Path) -> Settings:
     return Settings(_env_file=None, **values)
 
 
+def end_worker_processes() -> None:
+    """SIGTERM the rest of this job's process group: the worker processes it started.
+
+    A job process leads its own group (the launcher starts it with
+    start_new_session); its fits' worker processes (app/ml/parallel.py) are in it
+    and would otherwise finish their fit as orphans.
+    """
+    if os.getpgid(0) != os.getpid():
+        # Not a group leader (run in-process by train.py): the group is someone else's.
+        return
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(0, signal.SIGTERM)
+
+
 def abandon() -> None:
     """Leave at once: the job was cancelled or timed out (called from the heartbeat thread)."""
     logger.warning("job abandoned: cancelled or timed out")
+    end_worker_processes()
     stop_log_writer()
     logging.shutdown()
     # The main thread may be deep in its work; nothing it would still write is wanted.

@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,6 +24,7 @@ from app.core.errors import NotFound
 from app.crud import training_job as crud
 from app.db.models import TrainingJob
 from app.ml.dataset import DatasetError
+from app.ml.parallel import FitListener, FitProgress, training_parallelism
 from app.ml.training import (
     SEARCH_STAGES,
     STAGES,
@@ -53,11 +54,14 @@ def execute_job(
     job_id: str,
     progress: Progress | None = None,
     on_abandoned: Callable[[], None] | None = None,
+    fit_progress: FitListener | None = None,
+    cores: int | None = None,
 ) -> TrainingJob:
     """Run a queued job to its end, recording every stage; never raises for bad data.
 
     `on_abandoned` runs (on the heartbeat thread) when the job is cancelled or
-    times out while this process still works on it.
+    times out while this process still works on it. The fits run on `cores`
+    (default TRAINING_CORES) or on TRAINING_CLUSTER; `fit_progress` hears of each.
     """
     with sessions() as session:
         now = datetime.now(UTC)
@@ -92,6 +96,19 @@ def execute_job(
         if not still_open:
             raise JobClosed(job_id)
 
+    def report_fits(fits: FitProgress) -> None:
+        if fit_progress is not None:
+            fit_progress(fits)
+        eta_at = None
+        if fits.eta_seconds is not None:
+            eta_at = datetime.now(UTC) + timedelta(seconds=fits.eta_seconds)
+        with sessions() as s:
+            # A closed job is noticed by the next stage report or the heartbeat.
+            crud.update_job(
+                s, job_id, fits_done=fits.done, fits_total=fits.total, fits_eta_at=eta_at
+            )
+            s.commit()
+
     heartbeat = Heartbeat(
         sessions, job_id, timeout=settings.training_timeout_seconds, on_abandoned=on_abandoned
     )
@@ -112,15 +129,20 @@ def execute_job(
                     metrics={"warnings": warnings} if warnings else None,
                 )
                 session.commit()
-            trained = fit_model(
-                dataset,
-                algorithm=plan.algorithm,
-                params=fixed,
-                grid=grid or None,
-                test_size=plan.test_size,
-                refit=plan.refit,
-                progress=report,
-            )
+            with training_parallelism(
+                cores or settings.training_cores, settings.training_cluster
+            ) as where:
+                logger.info("training job fits", extra={"job_id": job_id, "on": where})
+                trained = fit_model(
+                    dataset,
+                    algorithm=plan.algorithm,
+                    params=fixed,
+                    grid=grid or None,
+                    test_size=plan.test_size,
+                    refit=plan.refit,
+                    progress=report,
+                    fit_progress=report_fits,
+                )
             report("save")
             comparison: HoldoutComparison | None = None
             blocked: list[str] = []

@@ -9,7 +9,9 @@ needs, built from these parts (tests replace a part through
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+import threading
+import time
+from dataclasses import dataclass, field
 
 from pwdlib import PasswordHash
 from sqlalchemy.orm import Session
@@ -30,6 +32,30 @@ from app.services.revocation import RevocationCache
 from app.services.shadow import ShadowEvaluator
 from app.services.tokens import TokenService
 from app.services.training_jobs import TrainingJobService
+
+# Expired bulk results are looked for at most this often per worker: a result
+# outlives its retention by a minute at most, and each pass costs a few queries
+# and a walk over recently failed jobs' folders.
+BULK_PURGE_SECONDS = 60.0
+
+
+class Interval:
+    """Says when a periodic task is due: on the first call, then once per `seconds`."""
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._next = float("-inf")
+        # Housekeeping runs on thread-pool threads: two ticks at once must not both run it.
+        self._lock = threading.Lock()
+
+    def due(self) -> bool:
+        """True when the task should run now (and the next one is a period away)."""
+        with self._lock:
+            now = time.monotonic()
+            if now < self._next:
+                return False
+            self._next = now + self._seconds
+            return True
 
 
 @dataclass(frozen=True)
@@ -56,6 +82,9 @@ class Runtime:
     bulk_launcher: JobLauncher
     # This worker's part of the open shadow run, followed at each registry check.
     shadow: ShadowEvaluator
+    # When this worker next deletes expired bulk jobs (reaping dead ones is one
+    # query on the few open jobs, and runs at every tick).
+    bulk_purge: Interval = field(default_factory=lambda: Interval(BULK_PURGE_SECONDS))
 
     @classmethod
     def build(cls, settings: Settings, metrics: Metrics) -> Runtime:
@@ -109,7 +138,7 @@ class Runtime:
 
     def housekeeping(self) -> None:
         """Periodic per-worker work: revocation snapshot, active model, the open shadow
-        run, dead training and bulk jobs, expired bulk results."""
+        run, dead training and bulk jobs, expired bulk results (once a minute)."""
         self.revocation.refresh_if_due()
         self.predictions.sync()
         self.shadow.follow()
@@ -118,7 +147,8 @@ class Runtime:
         with self.session() as session:
             bulk = BulkJobService(session, self.settings)
             bulk.reap()
-            bulk.purge_expired()
+            if self.bulk_purge.due():
+                bulk.purge_expired()
 
     def close(self) -> None:
         """Release database connections and withdraw this worker's serving gauge."""

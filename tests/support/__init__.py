@@ -12,6 +12,7 @@ from tests.support.api import (
     assert_search_chose_the_best,
     csv_bytes,
     open_api,
+    predict_batch,
     serve,
     shipped_rows,
 )
@@ -36,6 +37,7 @@ from tests.support.paths import (
     TINY_CSV,
     readme_bash_block,
 )
+from tests.support.processes import child_pids
 from tests.support.redis_server import REDIS_URL, redis_available
 
 __all__ = [
@@ -56,6 +58,7 @@ __all__ = [
     "assert_search_chose_the_best",
     "basic_auth",
     "bearer",
+    "child_pids",
     "csv_bytes",
     "database_url_for",
     "drop_postgres_schema",
@@ -66,6 +69,7 @@ __all__ = [
     "redis_available",
     "new_postgres_schema",
     "open_api",
+    "predict_batch",
     "readme_bash_block",
     "serve",
     "postgres_unavailable_reason",

@@ -416,21 +416,29 @@ async def _job(jobs: TrainingJobService, job_id: str) -> TrainingJobOut | None:
 def _progress(job: TrainingJobOut, now: datetime) -> dict[str, Any]:
     """Whether the job is done, how long it has run and, roughly, how long it has left.
 
-    The time left assumes the rest goes at the pace so far: a job's percent moves
-    by stage weights measured on the shipped data (app/ml/training.py), so it is
-    an estimate, shown as one.
+    The time left assumes the rest goes at the pace so far: of the counted fits
+    when the algorithm counts them (app/ml/parallel.py), else of the percent,
+    which moves by stage weights measured on the shipped data
+    (app/ml/training.py). Either way it is an estimate, shown as one.
     """
     finished = job.status in FINISHED
     elapsed: float | None = None
     if job.started_at is not None:
         elapsed = max(((job.finished_at or now) - job.started_at).total_seconds(), 0.0)
     eta: float | None = None
-    if not finished and elapsed is not None and ETA_FROM_PERCENT <= job.percent < 100:
+    if not finished and job.eta_seconds is not None:
+        # Counted fits are a better measure than stage weights: they are most of the work.
+        eta = job.eta_seconds
+    elif not finished and elapsed is not None and ETA_FROM_PERCENT <= job.percent < 100:
         eta = elapsed * (100 - job.percent) / job.percent
+    fits = None
+    if job.fits_total:
+        fits = f"{job.fits_done or 0:,} of {job.fits_total:,}"
     return {
         "finished": finished,
         "elapsed": None if elapsed is None else _duration(elapsed),
         "eta": None if eta is None else _duration(eta),
+        "fits": fits,
     }
 
 

@@ -84,6 +84,7 @@
       field("elapsed").textContent = job.elapsed || "not started";
       const eta = field("eta");
       if (eta) eta.textContent = job.eta || "not known yet";
+      field("fits").textContent = job.fits || "not counted";
       if (job.data_rows !== null) field("rows").textContent = job.data_rows.toLocaleString("en");
     };
     const poll = async () => {
