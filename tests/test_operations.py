@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -94,6 +95,21 @@ def test_prometheus_content_type_is_the_librarys(api: Api) -> None:
 
     response = api.client.get("/metrics")
     assert response.headers["content-type"] == library_content_type == CONTENT_TYPE_LATEST
+
+
+def test_metrics_survive_a_process_killed_while_creating_its_value_file(api: Api) -> None:
+    auth = bearer(token_for(api.client))
+    assert api.client.post("/predict/", json=SUSU, headers=auth).status_code == 200
+    # What a process SIGKILLed between creating its file and sizing it leaves behind
+    # (pid 0 is never a process's, so no live process owns this name).
+    leftover = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]) / "counter_0.db"
+    leftover.touch()
+    try:
+        response = api.client.get("/metrics")
+    finally:
+        leftover.unlink()
+    assert response.status_code == 200
+    assert predict_count(response.text) >= 1
 
 
 def test_metrics_count_requests_predictions_tokens_and_jobs(api: Api) -> None:

@@ -25,10 +25,12 @@ from app.db.models import TrainingJob
 from app.ml.algorithms import TUNABLE_PARAMS
 from app.ml.training import TrainedModel
 from app.services.job_launcher import job_directory, write_settings_file
+from app.services.job_process import ABANDONED_EXIT_STATUS
 from app.services.training_jobs import TrainingJobService, mark_failed
 from app.services.training_plan import TrainingPlan
 from tests.polling import poll_json
 from tests.support import (
+    REPO_ROOT,
     SHIPPED_CSV,
     TEST_SECRET_KEY,
     TINY_CSV,
@@ -270,6 +272,26 @@ def test_a_job_cancelled_from_another_replica_stops_by_itself(api: Api) -> None:
     job = api.get(f"/training/{job_id}").json()
     assert job["error"] == "cancelled by elsewhere" and job["produced_version"] is None
     assert models(api) == ["v1.0.0"]
+
+
+def test_a_job_abandoned_from_its_heartbeat_thread_ends_its_workers(tmp_path: Path) -> None:
+    # abandon() runs on the heartbeat thread, where no signal disposition may be
+    # changed: it must still end every process the job started, then the job itself.
+    pid_file = tmp_path / "worker.pid"
+    script = f"""
+import subprocess, sys, threading
+from pathlib import Path
+from app.services import job_process
+worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+Path({str(pid_file)!r}).write_text(str(worker.pid))
+threading.Thread(target=job_process.abandon).start()
+threading.Event().wait(120)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == ABANDONED_EXIT_STATUS, done.stderr
+    wait_until_gone(int(pid_file.read_text()), timeout=60)
 
 
 def process_group(pgid: int) -> set[int]:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from prometheus_client import Counter, Gauge, Histogram
+    from prometheus_client.metrics_core import Metric
     from prometheus_client.registry import Collector
 
 # Categories come from uploaded data and feedback, i.e. from clients: a label value
@@ -99,13 +100,43 @@ class Metrics:
     @staticmethod
     def render(collectors: Iterable[Collector] = ()) -> bytes:
         """The metrics of every process, plus `collectors` read at scrape time."""
-        from prometheus_client import CollectorRegistry, generate_latest, multiprocess
+        from prometheus_client import CollectorRegistry, generate_latest
 
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        registry.register(_ProcessFilesCollector(Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])))
         for collector in collectors:
             registry.register(collector)
         return generate_latest(registry)
+
+
+# A process's value file starts with the 4-byte length of its used part (padded to 8).
+_VALUE_FILE_HEADER_BYTES = 8
+
+
+class _ProcessFilesCollector:
+    """prometheus-client's MultiProcessCollector, minus files no process finished creating.
+
+    The library creates a value file empty and sizes it a moment later; a process
+    killed in between (a cancelled job, a worker ended with its job) leaves an
+    empty file behind, on which the library's own collector fails every scrape
+    from then on. Such a file holds no value, so leaving it out loses nothing.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+
+    def collect(self) -> Iterable[Metric]:
+        from prometheus_client import multiprocess
+
+        files = []
+        for path in self._directory.glob("*.db"):
+            try:
+                if path.stat().st_size >= _VALUE_FILE_HEADER_BYTES:
+                    files.append(str(path))
+            except FileNotFoundError:
+                # A live gauge's file, removed for its dead process since the listing.
+                continue
+        return multiprocess.MultiProcessCollector.merge(files, accumulate=True)  # type: ignore[no-any-return,no-untyped-call]
 
 
 # Predictions the rolling out-of-scope share of one worker is taken over.

@@ -8,13 +8,13 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import stat
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+import psutil
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings
@@ -54,18 +54,20 @@ def read_settings_file(path: Path) -> Settings:
 
 
 def end_worker_processes() -> None:
-    """SIGTERM the rest of this job's process group: the worker processes it started.
+    """SIGTERM every process this job started: its fits' worker processes.
 
-    A job process leads its own group (the launcher starts it with
-    start_new_session); its fits' worker processes (app/ml/parallel.py) are in it
-    and would otherwise finish their fit as orphans.
+    Called from the heartbeat thread, so no signal disposition may be changed
+    here (only the main thread can), and the job's own process group cannot be
+    signalled without signalling the job itself: its descendants are found and
+    signalled one by one instead. Left alone, they would finish their fit as orphans.
     """
-    if os.getpgid(0) != os.getpid():
-        # Not a group leader (run in-process by train.py): the group is someone else's.
+    try:
+        children = psutil.Process().children(recursive=True)
+    except psutil.Error:
         return
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(0, signal.SIGTERM)
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            child.terminate()
 
 
 def abandon() -> None:
