@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import training_scaling
+from app.ml.algorithms import TUNABLE_PARAMS
+from benchmarks import training_memory, training_scaling
 
 
 def test_tiny_point_records_time_memory_f1_and_stage_timings(tmp_path: Path) -> None:
@@ -35,3 +36,22 @@ def test_fit_speedup_limit_is_bounded_by_the_longest_fit() -> None:
     assert training_scaling.fit_speedup_limit(1) == pytest.approx(1.0)
     assert training_scaling.fit_speedup_limit(2) == pytest.approx(5 / 2.6)
     assert training_scaling.fit_speedup_limit(16) == pytest.approx(5.0)
+
+
+def test_the_memory_benchmark_runs_the_whole_job_and_leaves_the_allow_list_alone(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "memory.json"
+    argv = ["--categories", "20", "--rows", "2000", "--json", str(out)]
+    features = ["--word-features", "1000", "--char-features", "1000"]
+
+    assert training_memory.main([*argv, *features, "--seed", "3"]) == 0
+
+    run = json.loads(out.read_text())
+    assert (run["categories"], run["rows"], run["cores"]) == (20, 2000, 1)
+    assert run["params"]["clf__max_iter"] == 1
+    # Every stage of a real job ran, in the child whose peak was read.
+    assert {"vectorise", "fit + calibrate", "evaluate", "refit"} <= set(run["stage_seconds"])
+    assert run["peak_rss_mib"] > 50
+    # Only the benchmark's child may set max_iter; clients never can.
+    assert "clf__max_iter" not in TUNABLE_PARAMS["linear_svc_oof_calibrated"]
