@@ -115,9 +115,13 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def server_processes(root: int, workers: int) -> tuple[list[int], list[int]]:
-    """(worker pids, other pids) of a uvicorn server started as `root`."""
+def server_processes(root: int, workers: int, kind: str) -> tuple[list[int], list[int]]:
+    """(worker pids, other pids) of a server started as `root`."""
     tree = process_tree(root)
+    if kind == "gunicorn":
+        # The master forks every worker (one too, with -w 1) and serves nothing itself.
+        forked = [p for p in tree if _parent_of(p) == root]
+        return forked, [p for p in tree if p not in forked]
     if workers == 1:
         # Without --workers > 1 uvicorn serves in the process it started in.
         return [root], [p for p in tree if p != root]
@@ -125,9 +129,9 @@ def server_processes(root: int, workers: int) -> tuple[list[int], list[int]]:
     return spawned, [p for p in tree if p not in spawned]
 
 
-def sample_server(root: int, workers: int) -> dict[str, Any]:
+def sample_server(root: int, workers: int, kind: str) -> dict[str, Any]:
     """Per-process and total RSS/PSS of a server's process tree, in bytes."""
-    worker_pids, others = server_processes(root, workers)
+    worker_pids, others = server_processes(root, workers, kind)
     worker_mem = [m for m in (memory(p) for p in worker_pids) if m is not None]
     other_mem = [m for m in (memory(p) for p in others) if m is not None]
     every = worker_mem + other_mem
@@ -322,18 +326,26 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
         pass
 
 
+def server_command(kind: str, port: int, workers: int) -> list[str]:
+    """The command line an operator would serve with: uvicorn's, or gunicorn's with preload."""
+    if kind == "gunicorn":
+        command = [sys.executable, "-m", "gunicorn", "-c", "python:app.gunicorn_conf"]
+        return command + ["-w", str(workers), "-b", f"127.0.0.1:{port}", "app.main:app"]
+    command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--workers", str(workers), "--log-level", "info"]
+    return command + ["--no-access-log"]
+
+
 @contextmanager
-def uvicorn_server(
-    deployment: Deployment, workers: int, ready_timeout: float
+def app_server(
+    deployment: Deployment, workers: int, ready_timeout: float, kind: str
 ) -> Iterator[tuple[str, subprocess.Popen[bytes], dict[str, Any]]]:
     """Serve the deployment; yield (base URL, process, ready timings) once every worker loaded."""
     import httpx
 
     port = free_port()
-    log_file = deployment.workdir / f"uvicorn-{workers}.log"
-    command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--workers", str(workers), "--log-level", "info"]
-    command += ["--no-access-log"]
+    log_file = deployment.workdir / f"{kind}-{workers}.log"
+    command = server_command(kind, port, workers)
     base = f"http://127.0.0.1:{port}"
     started = time.perf_counter()
     with log_file.open("ab") as out:
@@ -350,7 +362,7 @@ def uvicorn_server(
         while True:
             elapsed = time.perf_counter() - started
             if server.poll() is not None:
-                raise RuntimeError(f"uvicorn exited with {server.returncode}; see {log_file}")
+                raise RuntimeError(f"{kind} exited with {server.returncode}; see {log_file}")
             if elapsed > ready_timeout:
                 raise TimeoutError(
                     f"{workers} worker(s) not all ready after {ready_timeout:.0f} s; see {log_file}"
@@ -441,6 +453,7 @@ class Options:
     heartbeat: float
     algorithm: str | None = None
     precision: str = "float64"
+    server: str = "uvicorn"
 
 
 def run_point(categories: int, target: int, workdir: Path, opts: Options) -> dict[str, Any]:
@@ -478,6 +491,7 @@ def run_point(categories: int, target: int, workdir: Path, opts: Options) -> dic
     if opts.algorithm is not None:
         train += ["--algorithm", opts.algorithm]
     point["algorithm"] = opts.algorithm or "default"
+    point["server"] = opts.server
     point["precision"] = opts.precision
     code, seconds, peak = run_bounded(
         train,
@@ -542,12 +556,13 @@ def run_point(categories: int, target: int, workdir: Path, opts: Options) -> dic
     point["servers"] = {}
     for workers in opts.workers:
         log(f"{tag} serve with {workers} worker(s) (ready timeout {opts.ready_timeout:.0f} s)")
-        with uvicorn_server(deployment, workers, opts.ready_timeout) as (base, server, ready):
-            after_load = sample_server(server.pid, workers)
+        serving = app_server(deployment, workers, opts.ready_timeout, opts.server)
+        with serving as (base, server, ready):
+            after_load = sample_server(server.pid, workers, opts.server)
             traffic = http_requests(
                 base, deployment, names, opts.requests, opts.batch_requests, workers
             )
-            after_requests = sample_server(server.pid, workers)
+            after_requests = sample_server(server.pid, workers, opts.server)
         point["servers"][str(workers)] = {
             **ready,
             "after_load": after_load,
@@ -864,6 +879,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_precision_option(parser)
     parser.add_argument(
+        "--server",
+        choices=("uvicorn", "gunicorn"),
+        default="uvicorn",
+        help="uvicorn --workers N (fresh interpreters), or gunicorn with app/gunicorn_conf.py "
+        "(workers forked from a preloaded master) (default %(default)s)",
+    )
+    parser.add_argument(
         "--workdir",
         type=Path,
         help="keep each point's deployment (data, database, models, logs) under this "
@@ -885,6 +907,7 @@ def main(argv: list[str] | None = None) -> int:
         requests=args.requests,
         batch_requests=args.batch_requests,
         heartbeat=args.heartbeat,
+        server=args.server,
         algorithm=args.algorithm,
         precision=args.precision,
     )

@@ -50,7 +50,14 @@ from benchmarks.loadgen import (  # noqa: E402
     token,
 )
 
-SERVERS = {"floor": "benchmarks.floor_app:app", "Garoupa": "app.main:app"}
+# name: (how it is served, the app). uvicorn's --workers spawns fresh interpreters;
+# gunicorn with app/gunicorn_conf.py forks them from a preloaded master.
+SERVERS = {
+    "floor": ("uvicorn", "benchmarks.floor_app:app"),
+    "Garoupa": ("uvicorn", "app.main:app"),
+}
+GUNICORN = "Garoupa, gunicorn"
+GUNICORN_SERVER = ("gunicorn", "app.main:app")
 CONCURRENCY = 32
 WARMUP_SECONDS = 2
 SAMPLE_SECONDS = 0.25
@@ -98,12 +105,13 @@ class Run:
 
 @dataclass(frozen=True)
 class Server:
-    """A running uvicorn: its base URL and the PID of the process uvicorn was started as."""
+    """A running server: its base URL and the PID of the process it was started as."""
 
     base: str
     master: int
     workers: int
     log: Path
+    kind: str = "uvicorn"
 
 
 def positive_int(text: str) -> int:
@@ -155,12 +163,18 @@ def machine() -> dict[str, Any]:
 
 
 @contextmanager
-def serve(env: dict[str, str], app: str, workers: int, log: Path) -> Iterator[Server]:
-    """Serve `app` with uvicorn until the block ends, once every worker has started."""
+def serve(
+    env: dict[str, str], app: str, workers: int, log: Path, kind: str = "uvicorn"
+) -> Iterator[Server]:
+    """Serve `app` with uvicorn or gunicorn until the block ends, once every worker started."""
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", app, "--port", str(port)]
-    # Garoupa logs every request itself; uvicorn's own access line would log it twice.
-    command += ["--workers", str(workers), "--no-access-log"]
+    if kind == "gunicorn":
+        command = [sys.executable, "-m", "gunicorn", "-c", "python:app.gunicorn_conf"]
+        command += ["-w", str(workers), "-b", f"127.0.0.1:{port}", app]
+    else:
+        command = [sys.executable, "-m", "uvicorn", app, "--port", str(port)]
+        # Garoupa logs every request itself; uvicorn's own access line would log it twice.
+        command += ["--workers", str(workers), "--no-access-log"]
     # A per-run metrics directory, as an operator sets one per deployment: no files
     # from an earlier run are summed into this one's, and none are left in /tmp.
     metrics_dir = log.with_suffix(".metrics")
@@ -177,7 +191,7 @@ def serve(env: dict[str, str], app: str, workers: int, log: Path) -> Iterator[Se
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = Server(f"http://127.0.0.1:{port}", process.pid, workers, log)
+    server = Server(f"http://127.0.0.1:{port}", process.pid, workers, log, kind)
     try:
         _wait_until_ready(process, server)
         yield server
@@ -223,8 +237,9 @@ def _tail(log: Path, chars: int = 3000) -> str:
 
 
 def worker_pids(server: Server) -> list[int]:
-    """The processes running the app: uvicorn itself with one worker, else its spawned children."""
-    if server.workers == 1:
+    """The processes running the app: uvicorn itself with one worker, else its spawned children
+    (gunicorn: always its forked children)."""
+    if server.workers == 1 and server.kind == "uvicorn":
         return [server.master]
     pids = []
     for entry in os.listdir("/proc"):
@@ -240,7 +255,7 @@ def worker_pids(server: Server) -> list[int]:
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
         # The supervisor also starts multiprocessing's resource tracker; only the
         # spawned workers run spawn_main.
-        if ppid == server.master and b"spawn_main" in cmdline:
+        if ppid == server.master and (server.kind == "gunicorn" or b"spawn_main" in cmdline):
             pids.append(int(entry))
     return sorted(pids)
 
@@ -282,6 +297,10 @@ class MemorySampler:
             self.peak_rss[pid] = max(rss, self.peak_rss.get(pid, 0))
             self.peak_pss[pid] = max(pss, self.peak_pss.get(pid, 0))
             total += pss
+        if self._server.kind == "gunicorn":
+            # Gunicorn's master holds the pages its workers share: part of their cost.
+            master = memory_kib(self._server.master)
+            total += master[1] if master is not None else 0
         self.peak_total_pss = max(total, self.peak_total_pss)
         self.samples += 1
 
@@ -291,7 +310,8 @@ def measure(
 ) -> Run:
     """Start one server, check one answer, warm up, then load it while sampling memory."""
     log = tmp / "logs" / f"r{round_}-w{workers}-{name}.log"
-    with serve(env, SERVERS[name], workers, log) as server:
+    kind, app = SERVERS[name]
+    with serve(env, app, workers, log, kind) as server:
         found = worker_pids(server)
         if len(found) != workers:
             raise RuntimeError(f"{name}: expected {workers} worker(s), found PIDs {found}")
@@ -353,7 +373,8 @@ def report(
     )
     print(
         f"- memory: /proc/<pid>/smaps_rollup every {SAMPLE_SECONDS} s during the load; "
-        "RSS of the largest worker, PSS summed over workers (uvicorn's supervisor not counted)"
+        "RSS of the largest worker, PSS summed over workers (uvicorn's supervisor not counted, "
+        "gunicorn's master counted)"
     )
     table: dict[str, dict[str, dict[str, float]]] = {}
     for workers in args.workers:
@@ -373,11 +394,12 @@ def report(
                 f"| {name} | {m['rps']:,.0f} | {m['p50_ms']:.2f} | {m['p99_ms']:.2f} "
                 f"| {m['errors']:.0f} | {m['peak_rss_mib']:.1f} | {m['total_pss_mib']:.1f} |"
             )
-        garoupa, floor = row["Garoupa"], row["floor"]
-        print(
-            f"| **Garoupa ÷ floor** | **{garoupa['rps'] / floor['rps']:.2f}×** | "
-            f"| **{garoupa['p99_ms'] / floor['p99_ms']:.2f}×** | | | |"
-        )
+        floor = row["floor"]
+        for name in (n for n in row if n != "floor"):
+            print(
+                f"| **{name} ÷ floor** | **{row[name]['rps'] / floor['rps']:.2f}×** | "
+                f"| **{row[name]['p99_ms'] / floor['p99_ms']:.2f}×** | | | |"
+            )
     return table
 
 
@@ -413,6 +435,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_precision_option(parser)
     parser.add_argument(
+        "--gunicorn",
+        action="store_true",
+        help="also serve Garoupa through gunicorn with app/gunicorn_conf.py (workers forked "
+        "from a preloaded master; its master's PSS counts in the total)",
+    )
+    parser.add_argument(
         "--json",
         type=Path,
         metavar="OUT",
@@ -425,6 +453,8 @@ def main(argv: list[str] | None = None) -> int:
     if data is not None and not data.is_file():
         parser.error(f"--data {args.data} is not a file")
     args.workers = list(dict.fromkeys(args.workers))
+    if args.gunicorn:
+        SERVERS[GUNICORN] = GUNICORN_SERVER
 
     info = machine()
     runs: list[Run] = []
@@ -436,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
         model = describe_model(env, data)
         # From a server that is not measured: issuing a token runs Argon2id, whose
         # 64 MiB would otherwise count in the measured worker's peak memory.
-        with serve(env, SERVERS["Garoupa"], 1, tmp / "logs" / "token.log") as server:
+        with serve(env, SERVERS["Garoupa"][1], 1, tmp / "logs" / "token.log") as server:
             bearer = token(server.base)
         for round_ in range(1, args.rounds + 1):
             for workers in args.workers:

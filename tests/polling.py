@@ -52,3 +52,11 @@ def _retry_after(response: httpx.Response) -> float:
         return max(0.1, float(response.headers.get("Retry-After", DEFAULT_RETRY_AFTER)))
     except ValueError:
         return DEFAULT_RETRY_AFTER
+
+
+def wait_until(condition: Callable[[], bool], *, timeout: float, message: str) -> None:
+    """Return once `condition()` holds; fail with `message` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout:.0f} s: {message}"
+        time.sleep(0.2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import subprocess
 import sys
@@ -112,3 +113,38 @@ def test_lines_still_queued_at_exit_are_written(leave: str) -> None:
     lines = done.stderr.splitlines()
     assert len(lines) == 3000
     assert '"n": 2999' in lines[-1]
+
+
+def test_a_forked_child_writes_its_own_lines_and_none_of_its_parents_twice() -> None:
+    # Gunicorn forks its workers from a master that configured logging, and bulk
+    # scoring forks its workers too; the writer thread does not survive a fork.
+    program = (
+        "import logging, os\n"
+        "from app.core.config import Settings\n"
+        "from app.core.logging import configure_logging, stop_log_writer\n"
+        "configure_logging(Settings(_env_file=None, log_format='json', log_level='INFO'))\n"
+        "log = logging.getLogger('app.fork')\n"
+        "for n in range(2000):\n"
+        "    log.info('parent before', extra={'n': n})\n"
+        "child = os.fork()\n"
+        "if child == 0:\n"
+        "    for n in range(500):\n"
+        "        log.info('child', extra={'n': n})\n"
+        "    stop_log_writer()\n"
+        "    os._exit(0)\n"
+        "os.waitpid(child, 0)\n"
+        "log.info('parent after')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    messages = [json.loads(line)["message"] for line in done.stderr.splitlines()]
+    assert messages.count("parent before") == 2000
+    assert messages.count("child") == 500
+    assert messages.count("parent after") == 1
+    assert len(messages) == 2501

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import re
 import sys
 import time
@@ -155,9 +156,32 @@ class _HandOff(QueueHandler):
 
 
 # The thread that formats and writes every record of this process, and whether
-# it is stopped (queue drained) at interpreter exit.
+# it is stopped (queue drained) at interpreter exit and around a fork.
 _writer: QueueListener | None = None
 _stop_registered = False
+# The writer stopped by `_pause_for_fork`, to be started again on both sides.
+_paused: QueueListener | None = None
+
+
+def _pause_for_fork() -> None:
+    """Drain and stop the writer before a fork, so that no line is written twice.
+
+    A thread does not survive `fork()`: a child forked with the writer running
+    (gunicorn's workers forked from a preloaded app, bulk scoring's forked
+    workers) would queue records that nothing ever writes, and would copy the
+    records still queued in the parent, writing them a second time.
+    """
+    global _paused
+    if _writer is not None and _paused is None:
+        _writer.stop()
+        _paused = _writer
+
+
+def _resume_after_fork() -> None:
+    global _paused
+    if _paused is not None:
+        _paused.start()
+        _paused = None
 
 
 def configure_logging(settings: Settings) -> None:
@@ -179,12 +203,26 @@ def configure_logging(settings: Settings) -> None:
     _writer.start()
     if not _stop_registered:
         atexit.register(stop_log_writer)
+        os.register_at_fork(
+            before=_pause_for_fork,
+            after_in_parent=_resume_after_fork,
+            after_in_child=_resume_after_fork,
+        )
         _stop_registered = True
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(settings.log_level)
+    route_server_loggers()
+
+
+def route_server_loggers() -> None:
+    """Send uvicorn's own lines through the app's handler, and drop its access line.
+
+    Also called in each gunicorn worker: its worker class points uvicorn's loggers
+    at gunicorn's plain-text handlers when it starts, after the app was configured.
+    """
     for name in ("uvicorn", "uvicorn.error"):
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()

@@ -43,6 +43,9 @@ logger = logging.getLogger(__name__)
 # the fast path still matches the pipeline in this process.
 _LOAD_CHECK_ROWS = 200
 _RETRY_FAILED_LOAD_SECONDS = 30.0
+# A batch at least this large has its freed temporaries handed back to the
+# operating system at once (see `predict`).
+_TRIM_AFTER_NAMES = 256
 # The review threshold of versions trained before versions chose their own.
 FALLBACK_REVIEW_THRESHOLD = 0.5
 
@@ -134,6 +137,38 @@ class Predictions:
         return not ranked.in_scope or ranked.score < threshold
 
 
+# The version a preloading server's master loaded before forking its workers
+# (`preload_for_workers`). A worker asked to serve that same version takes this
+# object, whose vocabularies and mapped weights are pages it shares with the
+# master and every other worker, instead of building a private copy.
+_inherited: ServingModel | None = None
+
+
+def preload_for_workers(
+    sessions: sessionmaker[Session], model_dir: Path, metrics: Metrics
+) -> str | None:
+    """Load the registry's active version in a process about to fork its workers.
+
+    Checked exactly as a worker checks a load. Returns the version, or None when
+    there is none or it does not load (each worker then loads, or fails to load,
+    on its own, and says why in its log).
+    """
+    global _inherited
+    service = PredictionService(sessions, model_dir, metrics)
+    pointer = service._read_pointer()
+    if pointer is None:
+        return None
+    try:
+        _inherited = service.load(pointer[0])
+    except (ArtifactError, OSError, ValueError) as exc:
+        logger.warning(
+            "preloading the model failed", extra={"version": pointer[0], "error": str(exc)}
+        )
+        return None
+    release_free_memory()
+    return pointer[0]
+
+
 class PredictionService:
     """Holds the active model of this process and follows the registry's active pointer."""
 
@@ -184,6 +219,13 @@ class PredictionService:
         self._metrics.observe_scores(
             model.version, [r.score for r in ranked], [r.in_scope for r in ranked]
         )
+        if len(names) >= _TRIM_AFTER_NAMES:
+            # Scoring a batch allocates names × categories floats several times
+            # over; glibc keeps such freed heap for reuse, so every worker would
+            # carry its largest batch's temporaries for good (measured: 8 MiB
+            # after 1,000 names on the shipped model, more with more categories).
+            # Trimming costs about 0.2 ms against tens of milliseconds of scoring.
+            release_free_memory()
         return Predictions(model.version, ranked, model.review_threshold)
 
     def sync(self, *, wait_for_loads: bool = False) -> bool:
@@ -270,6 +312,17 @@ class PredictionService:
             row = crud.get_version(session, version)
         if row is None:
             raise ArtifactError(f"version {version} vanished from the registry")
+        inherited = _inherited
+        if inherited is not None and (inherited.version, inherited.sha256) == (
+            row.version,
+            row.sha256,
+        ):
+            # Checked by the master moments before the fork; the threshold is re-read.
+            return replace(
+                inherited,
+                source=f"{inherited.source}, preloaded",
+                review_threshold=_review_threshold(row),
+            )
         if row.scorer_file and row.scorer_sha256:
             # Every file of a version is checked, the pipeline too although it is
             # not loaded: an altered file means the version is not what was trained.

@@ -1,4 +1,4 @@
-"""A live uvicorn server in its own process, on a free port, with its own database."""
+"""A live server (uvicorn, or gunicorn as configured) in its own process, on a free port."""
 
 from __future__ import annotations
 
@@ -46,6 +46,7 @@ def start_server(
     *,
     train_first: bool = False,
     workers: int = 1,
+    server: str = "uvicorn",
 ) -> tuple[subprocess.Popen[bytes], LiveServer]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -79,19 +80,15 @@ def start_server(
         )
         assert trained.returncode == 0, trained.stderr
         assert "Saved v1.0.0" in trained.stdout
+    if server == "gunicorn":
+        # As docs/deployment.md serves several workers from one preloaded master.
+        command = ["gunicorn", "-c", "python:app.gunicorn_conf", "-w", str(workers)]
+        command += ["-b", f"127.0.0.1:{port}", "app.main:app"]
+    else:
+        command = ["uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)]
+        command += ["--workers", str(workers)]
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-        ],
+        [sys.executable, "-m", *command],
         env=env,
         cwd=tmp,
         stdout=log.open("wb"),
