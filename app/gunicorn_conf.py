@@ -9,6 +9,10 @@ built once in gunicorn's master (`preload_app`); the workers are forked from it
 and share those pages copy-on-write. Each worker still runs the app's lifespan
 itself: its own database pool, model, background tasks and metrics file, exactly
 as under uvicorn.
+
+A worker follows the registry on its own: after an activation it loads the new
+version into its own memory. `kill -HUP` on the master then replaces the workers
+with ones forked after the master preloaded that version, which share it again.
 """
 
 from __future__ import annotations
@@ -47,8 +51,23 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 def when_ready(server: Any) -> None:
     """Once, in the master, after the app is built and before the first fork."""
-    _preload_model()
     _import_server_parts()
+    _preload_model()
+    _freeze()
+
+
+def pre_fork(server: Any, worker: Any) -> None:
+    """In the master before each fork, the first ones and every replacement after them.
+
+    A version activated since the last fork is preloaded here, so the workers a
+    `kill -HUP` starts (or any replacement) share it again; until then each
+    worker holds its own copy of a version it switched to by itself.
+    """
+    if _preload_model():
+        _freeze()
+
+
+def _freeze() -> None:
     # Objects the collector tracks carry a header it writes to on every full
     # collection; in the permanent generation they are never visited, so a
     # worker's collections leave the pages it shares with the master unwritten.
@@ -57,7 +76,8 @@ def when_ready(server: Any) -> None:
     release_free_memory()
 
 
-def _preload_model() -> None:
+def _preload_model() -> bool:
+    """True when a version was loaded now (not when the preloaded one is still active)."""
     # Imported here: the metrics directory above must be set before the app is.
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -74,8 +94,11 @@ def _preload_model() -> None:
     except (SQLAlchemyError, SchemaNotCurrent, OSError) as exc:
         # Each worker connects on its own and reports the same problem in its log.
         logger.warning("no model preloaded", extra={"error": type(exc).__name__})
-        return
+        return False
+    if version is None:
+        return False
     logger.info("model preloaded for the workers", extra={"version": version})
+    return True
 
 
 def _import_server_parts() -> None:

@@ -99,6 +99,19 @@ def test_forked_workers_serve_the_preloaded_model_log_every_request_and_swap_ver
         assert metrics.status_code == 200, metrics.text
         assert 'garoupa_model_serving{version="v1.0.1"} 1.0' in metrics.text
         assert 'garoupa_model_serving{version="v1.0.0"} 0.0' in metrics.text
+
+        # Each worker loaded v1.0.1 on its own; after a HUP the master preloads it
+        # and the workers that replace the old ones share its copy.
+        os.kill(process.pid, signal.SIGHUP)
+        preloaded = 'serving model version version=v1.0.1 source="stored scorer, preloaded"'
+        wait_until(
+            lambda: server.log.read_text().count(preloaded) == WORKERS,
+            timeout=120,
+            message="both new workers serving the preloaded v1.0.1",
+        )
+        log = server.log.read_text()
+        assert log.count("model preloaded for the workers version=v1.0.1") == 1
+        assert set(_served_versions(server, headers, 20)) == {"v1.0.1"}
     finally:
         process.terminate()
         process.wait(timeout=30)

@@ -149,24 +149,29 @@ def preload_for_workers(
 ) -> str | None:
     """Load the registry's active version in a process about to fork its workers.
 
-    Checked exactly as a worker checks a load. Returns the version, or None when
-    there is none or it does not load (each worker then loads, or fails to load,
-    on its own, and says why in its log).
+    Checked exactly as a worker checks a load. Returns the version when one was
+    loaded now; None when there is none, it is the one already preloaded, or it
+    does not load (each worker then loads, or fails to load, on its own, and
+    says why in its log).
     """
     global _inherited
     service = PredictionService(sessions, model_dir, metrics)
     pointer = service._read_pointer()
-    if pointer is None:
+    current = _inherited
+    if pointer is None or (current is not None and (current.version, current.sha256) == pointer):
         return None
     try:
-        _inherited = service.load(pointer[0])
+        loaded = service.load(pointer[0])
     except (ArtifactError, OSError, ValueError) as exc:
         logger.warning(
             "preloading the model failed", extra={"version": pointer[0], "error": str(exc)}
         )
         return None
+    # The version it replaces goes: workers forked from now on share the new one.
+    _inherited = loaded
+    del current
     release_free_memory()
-    return pointer[0]
+    return loaded.version
 
 
 class PredictionService:
