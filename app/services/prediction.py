@@ -322,7 +322,8 @@ class PredictionService:
             row.version,
             row.sha256,
         ):
-            # Checked by the master moments before the fork; the threshold is re-read.
+            # Checked in full (every file's SHA-256, the check rows) when the master
+            # loaded it; a version's files are written once. The threshold is re-read.
             return replace(
                 inherited,
                 source=f"{inherited.source}, preloaded",
